@@ -1,1 +1,4 @@
-export const placeholder = true
+/**
+ * @since 0.1.0
+ */
+export * from "./NodeTransport.js"

@@ -1,0 +1,67 @@
+/**
+ * The fetch HTTP layer for easychat: `@effect/platform`'s `HttpClient` on any `fetch` — browsers, Deno, Bun, edge
+ * workers and Node's global fetch.
+ *
+ * @since 0.1.0
+ */
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as internal from "./internal/browser.js"
+
+// createClient arrives with core's Promise facade
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** The `fetch` to call (Bun's, Deno's, a test double). Default: `globalThis.fetch`, looked up at each request. */
+  readonly fetch?: typeof globalThis.fetch
+  /**
+   * Extra `RequestInit` fields for every request (`credentials`, `mode`, `cache`, `keepalive`, `referrerPolicy`,
+   * `headers` as defaults...). `method`, `body` and `signal` always come from the request; its headers win over
+   * these. Overrides the defaults: `redirect: "manual"` outside browsers, `credentials: "include"` in browsers.
+   */
+  readonly requestInit?: RequestInit
+  /**
+   * Whether this is a browser, where the browser owns cookies, redirects and some headers. Default: detected
+   * (a `document`, or a worker's `importScripts`).
+   */
+  readonly browser?: boolean
+}
+
+/**
+ * Provides `HttpClient` on `fetch`. Interrupting a request or a response stream aborts the fetch (its
+ * `AbortSignal`), which closes the connection.
+ *
+ * In a browser, request headers that browsers forbid scripts to set (`cookie`, `origin`, `referer`, `sec-*`,
+ * `proxy-*`, ...) and `user-agent` are dropped quietly: the browser sends its own, and a script's `user-agent`
+ * would force a CORS preflight that mirrors do not answer. For the same reason no trace headers (`traceparent`,
+ * `b3`) are sent from a browser.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options = {}): Layer.Layer<HttpClient.HttpClient> => {
+  const browser = options.browser ?? internal.isBrowser()
+  // Dropped at the fetch call, so headers from every source (the request, `requestInit.headers`, a later
+  // `HttpClient.mapRequest`) are covered.
+  const fetch = browser ? internal.withoutForbiddenHeaders(options.fetch) : options.fetch
+  // Outside browsers core follows redirects itself, to read each hop's Set-Cookie; in browsers the browser follows
+  // them and keeps the cookies, which it sends only with credentials: "include".
+  const defaults: RequestInit = browser ? { credentials: "include" } : { redirect: "manual" }
+  const init = Layer.succeed(FetchHttpClient.RequestInit, { ...defaults, ...options.requestInit })
+  const client = Layer.provide(
+    FetchHttpClient.layer,
+    fetch === undefined ? init : Layer.merge(init, Layer.succeed(FetchHttpClient.Fetch, fetch))
+  )
+  if (!browser) return client
+  // `traceparent` and `b3` are not CORS-safelisted: a server that lists only the headers it uses would refuse the
+  // preflight, so browsers send no trace headers.
+  return Layer.provide(
+    Layer.effect(HttpClient.HttpClient, Effect.map(HttpClient.HttpClient, HttpClient.withTracerPropagation(false))),
+    client
+  )
+}

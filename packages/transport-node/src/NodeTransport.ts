@@ -1,0 +1,69 @@
+/**
+ * The Node HTTP layer for easychat: `@effect/platform`'s `HttpClient` on undici, with a keep-alive pool, proxy
+ * support and TLS options.
+ *
+ * @since 0.1.0
+ */
+import type * as HttpClient from "@effect/platform/HttpClient"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
+import type { Dispatcher } from "undici"
+import * as internal from "./internal/dispatcher.js"
+
+// createClient arrives with core's Promise facade
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Most sockets kept open per origin (undici's `connections`). Default: no limit. */
+  readonly connections?: number
+  /**
+   * How long, in milliseconds, an idle socket stays in the pool when the server sends no `Keep-Alive: timeout`
+   * hint. Default: 4000 (undici's).
+   */
+  readonly keepAliveTimeout?: number
+  /** Longest wait, in milliseconds, for the TCP + TLS handshake. Default: 10000 (undici's). */
+  readonly connectTimeout?: number
+  /** Certificate authorities to trust instead of Node's bundled ones (PEM). Applies to the origin and the proxy. */
+  readonly ca?: string | Buffer | Array<string | Buffer>
+  /** `false` accepts any certificate: for local testing only. Default: `true`. */
+  readonly rejectUnauthorized?: boolean
+  /**
+   * A proxy URL (`http://user:pass@host:3128`, `https://…`, `socks5://…`), or `"env"` to read `HTTP_PROXY`,
+   * `HTTPS_PROXY` and `NO_PROXY` (lower-case names win) when the layer is built. `http://` targets are forwarded
+   * as absolute-URI requests, `https://` targets go through a `CONNECT` tunnel. Default: no proxy.
+   */
+  readonly proxy?: string | "env"
+}
+
+/**
+ * The undici dispatcher the options describe (an `Agent`, a `ProxyAgent` or an `EnvHttpProxyAgent`), destroyed
+ * when the scope closes. Redirects are never followed: core follows them itself to keep each hop's cookies.
+ *
+ * An invalid `proxy` is a defect, reported without echoing the URL (it may hold credentials).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeDispatcher = (options: Options = {}): Effect.Effect<Dispatcher, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.sync(() => internal.make(options)),
+    (dispatcher) => Effect.promise(() => dispatcher.destroy())
+  )
+
+/**
+ * Provides `HttpClient` on undici. The dispatcher lives as long as the layer: closing the layer's scope closes
+ * every pooled connection. Interrupting a request or a response stream aborts it and closes its socket.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options = {}): Layer.Layer<HttpClient.HttpClient> =>
+  Layer.provide(
+    NodeHttpClient.layerUndiciWithoutDispatcher,
+    Layer.scoped(NodeHttpClient.Dispatcher, makeDispatcher(options))
+  )
