@@ -94,10 +94,11 @@ export class NoResponse extends Schema.TaggedError<NoResponse>("@easychat/core/N
  * inside the stream.
  * @since 0.1.0 @category errors
  */
-export class UpstreamError extends Schema.TaggedError<UpstreamError>("@easychat/core/UpstreamError")(
-  "UpstreamError",
-  { server: Schema.String, detail: Schema.String, code: Schema.optional(Schema.String) }
-) {
+export class UpstreamError extends Schema.TaggedError<UpstreamError>("@easychat/core/UpstreamError")("UpstreamError", {
+  server: Schema.String,
+  detail: Schema.String,
+  code: Schema.optional(Schema.String)
+}) {
   override get message(): string {
     const code = this.code === undefined ? "" : ` [${this.code}]`
     return `Upstream error from ${this.server}${code}: ${this.detail}`

@@ -1,0 +1,171 @@
+/**
+ * The options every entry point takes (`EasyChat.layer`, the presets and
+ * `createClient`), and the presets: filled-in sets of options for the
+ * original EasyChat mirrors, a plain OpenAI-compatible server and a
+ * self-hosted NextChat.
+ *
+ * @since 0.1.0
+ */
+import type * as Duration from "effect/Duration"
+
+/**
+ * How a server's cookies are initialised with `GET {server}/` before the first
+ * chat request: `best-effort` ignores a non-2xx answer (a transport failure
+ * still counts as a server failure), `required` fails over on it, `off` skips
+ * the GET.
+ * @since 0.1.0 @category models
+ */
+export type CookieInit = "best-effort" | "required" | "off"
+
+/** @since 0.1.0 @category models */
+export type Strategy = "random" | "round-robin"
+
+/** A number of milliseconds or an Effect duration such as `"30 seconds"`. */
+export type DurationOption = number | Duration.DurationInput
+
+/**
+ * One set of options for every entry point. A preset is just a filled-in set;
+ * anything given overrides it; with no preset the values of
+ * `Presets.easyChat` apply.
+ * @since 0.1.0 @category models
+ */
+export interface Options {
+  /** Server base URLs (origins), e.g. `https://chat9.fastgpt.me`. */
+  readonly servers?: ReadonlyArray<string>
+  /** The chat completions path on each server. */
+  readonly path?: string
+  readonly model?: string
+  /** Extra headers; they override the preset's. */
+  readonly headers?: Readonly<Record<string, string>>
+  /** Sent as `Authorization: Bearer <apiKey>`; never logged. */
+  readonly apiKey?: string
+  /** A NextChat access code, sent as `Authorization: Bearer nk-<code>`; never logged. */
+  readonly accessCode?: string
+  readonly cookieInit?: CookieInit
+  readonly strategy?: Strategy
+  /** Pin every call to one server: an index into `servers` or one of its URLs. */
+  readonly activeServer?: number | string
+  /** Attempts per call, each on a server not yet tried in it (default: the pool size). */
+  readonly maxAttempts?: number
+  readonly breaker?: {
+    /** Consecutive failures that open a server's circuit (default 3). */
+    readonly failures?: number
+    /** How long an open circuit stays open before one probe is let through (default 30 s). */
+    readonly cooldown?: DurationOption
+    /** The longest a 429's `Retry-After` keeps a circuit open (default 60 s). */
+    readonly maxRetryAfter?: DurationOption
+  }
+  readonly timeouts?: {
+    /** Until status and headers arrive (default 30 s). */
+    readonly headers?: DurationOption
+    /** Until the first delta (default 60 s). */
+    readonly firstToken?: DurationOption
+    /** The longest gap between two chunks (default 30 s). */
+    readonly idle?: DurationOption
+    /** The whole call, failovers included (default 10 min). */
+    readonly total?: DurationOption
+  }
+  /** The largest SSE event accepted, in bytes (default 1 MiB). */
+  readonly maxEventSize?: number
+  /**
+   * Headers that depend on the server (the browser-like `origin` and
+   * `referer` of the EasyChat preset). `headers` override them.
+   */
+  readonly serverHeaders?: (server: string) => Readonly<Record<string, string>>
+}
+
+/**
+ * The seven mirrors of the original provider, in its order.
+ * @since 0.1.0 @category constants
+ */
+export const easyChatServers: ReadonlyArray<string> = [
+  "https://chat10.fastgpt.me",
+  "https://chat9.fastgpt.me",
+  "https://chat1.fastgpt.me",
+  "https://chat2.fastgpt.me",
+  "https://chat3.fastgpt.me",
+  "https://chat4.fastgpt.me",
+  "https://gxos1h1ddt.fastgpt.me"
+]
+
+/**
+ * The original's browser-like headers, with its faults removed: one
+ * `x-requested-with`, no HTTP/2 pseudo-header `authority` sent as a plain
+ * header, and client hints written in their own structured syntax (brands and
+ * platform are quoted strings) without extra quotes around whole values.
+ * @since 0.1.0 @category constants
+ */
+export const browserHeaders = (server: string): Readonly<Record<string, string>> => ({
+  accept: "text/event-stream",
+  "accept-language": "en,fr-FR;q=0.9,fr;q=0.8,es-ES;q=0.7,es;q=0.6,en-US;q=0.5,am;q=0.4,de;q=0.3",
+  "content-type": "application/json",
+  origin: server,
+  referer: `${server}/`,
+  plugins: "0",
+  "sec-ch-ua": '"Chromium";v="116", "Not)A;Brand";v="24", "Google Chrome";v="116"',
+  "sec-ch-ua-mobile": "?0",
+  "sec-ch-ua-platform": '"Windows"',
+  "sec-fetch-dest": "empty",
+  "sec-fetch-mode": "cors",
+  "sec-fetch-site": "same-origin",
+  "user-agent":
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/116.0.0.0 Safari/537.36",
+  usesearch: "false",
+  "x-requested-with": "XMLHttpRequest"
+})
+
+/**
+ * The original EasyChat provider: seven public mirrors, browser-like headers,
+ * cookies from `GET /`, model `gpt-3.5-turbo`.
+ * @since 0.1.0 @category presets
+ */
+export const easyChat: Options = {
+  servers: easyChatServers,
+  path: "/api/openai/v1/chat/completions",
+  model: "gpt-3.5-turbo",
+  cookieInit: "best-effort",
+  strategy: "random",
+  serverHeaders: browserHeaders
+}
+
+const jsonHeaders = (): Readonly<Record<string, string>> => ({
+  accept: "application/json, text/event-stream",
+  "content-type": "application/json"
+})
+
+/**
+ * A plain OpenAI-compatible server (vLLM, llama.cpp, Ollama, LM Studio, a
+ * gateway): `{baseUrl}/v1/chat/completions` — or `{baseUrl}/chat/completions`
+ * when `baseUrl` already ends in a path such as `/v1` —, an optional bearer
+ * key, no cookie initialisation.
+ * @since 0.1.0 @category presets
+ */
+export const openAICompatible = (baseUrl: string, options: Options = {}): Options => {
+  const url = new URL(baseUrl)
+  const prefix = url.pathname === "/" ? "/v1" : url.pathname.replace(/\/+$/, "")
+  return {
+    servers: [url.origin],
+    path: `${prefix}/chat/completions`,
+    model: "gpt-3.5-turbo",
+    cookieInit: "off",
+    strategy: "random",
+    serverHeaders: jsonHeaders,
+    ...options
+  }
+}
+
+/**
+ * A self-hosted NextChat. Its access code travels as
+ * `Authorization: Bearer nk-<code>`; an `apiKey` (the user's own upstream
+ * key) is sent as it is.
+ * @since 0.1.0 @category presets
+ */
+export const nextChat = (baseUrl: string, options: Options = {}): Options => ({
+  servers: [new URL(baseUrl).origin],
+  path: "/api/openai/v1/chat/completions",
+  model: "gpt-3.5-turbo",
+  cookieInit: "off",
+  strategy: "random",
+  serverHeaders: jsonHeaders,
+  ...options
+})

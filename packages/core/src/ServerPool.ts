@@ -1,0 +1,177 @@
+/**
+ * The pool of servers a call may use: which one to try next (random,
+ * round-robin or pinned), a circuit breaker per server, and their health.
+ *
+ * @since 0.1.0
+ */
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import type * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Random from "effect/Random"
+import type { AttemptError, InvalidRequest } from "./Errors.js"
+import { pinnedServer, resolve, type Settings } from "./internal/settings.js"
+import type { Options } from "./Presets.js"
+
+/**
+ * `closed`: in use. `open`: skipped until its cooldown (or a 429's
+ * `Retry-After`) has passed. `half-open`: the cooldown has passed and one
+ * probe call is let through; it closes the circuit or opens it again.
+ * @since 0.1.0 @category models
+ */
+export type CircuitState = "closed" | "open" | "half-open"
+
+/** @since 0.1.0 @category models */
+export interface ServerHealth {
+  readonly server: string
+  readonly state: CircuitState
+  /** Consecutive failures. */
+  readonly failures: number
+  /** Milliseconds until the headers of the last successful attempt. */
+  readonly lastLatencyMs: number | undefined
+  /** When an open circuit lets a probe through (epoch ms). */
+  readonly openUntil: number | undefined
+  /** The tag of the last failure, e.g. `HttpStatusError`. */
+  readonly lastError: string | undefined
+}
+
+/** @since 0.1.0 @category models */
+export interface Service {
+  readonly servers: ReadonlyArray<string>
+  /**
+   * The next server for a call: not in `tried`, circuit not open. A pinned
+   * server is always chosen (once). `None` when no server is left.
+   */
+  readonly choose: (tried: ReadonlySet<string>, pinned: string | undefined) => Effect.Effect<Option.Option<string>>
+  /** Resolves a per-call `activeServer` (index or URL). */
+  readonly pin: (active: number | string) => Either.Either<string, InvalidRequest>
+  readonly onSuccess: (server: string, latencyMs: number) => Effect.Effect<void>
+  /** Records a failure; errors that are the request's fault do not count. */
+  readonly onFailure: (server: string, error: AttemptError) => Effect.Effect<void>
+  /** Frees a half-open server whose probe was interrupted. */
+  readonly release: (server: string) => Effect.Effect<void>
+  readonly health: Effect.Effect<ReadonlyArray<ServerHealth>>
+}
+
+/** @since 0.1.0 @category tags */
+export class ServerPool extends Context.Tag("@easychat/core/ServerPool")<ServerPool, Service>() {}
+
+interface Circuit {
+  failures: number
+  openUntil: number | undefined
+  probing: boolean
+  lastLatencyMs: number | undefined
+  lastError: string | undefined
+}
+
+/** Errors that say the request itself is wrong: they say nothing about the server. */
+export const isRequestFault = (error: AttemptError): boolean =>
+  error._tag === "InvalidRequest" ||
+  (error._tag === "HttpStatusError" && (error.status === 400 || error.status === 422))
+
+/** @internal */
+export const fromSettings = (settings: Settings): Service => {
+  const circuits = new Map<string, Circuit>(
+    settings.servers.map((s) => [
+      s,
+      { failures: 0, openUntil: undefined, probing: false, lastLatencyMs: undefined, lastError: undefined }
+    ])
+  )
+  const cooldown = Duration.toMillis(settings.breaker.cooldown)
+  const maxRetryAfter = Duration.toMillis(settings.breaker.maxRetryAfter)
+  let next = 0
+  const stateOf = (c: Circuit, now: number): CircuitState =>
+    c.openUntil === undefined ? "closed" : now < c.openUntil ? "open" : "half-open"
+  const usable = (server: string, now: number) => {
+    const c = circuits.get(server)!
+    const state = stateOf(c, now)
+    return state === "closed" || (state === "half-open" && !c.probing)
+  }
+  const claim = (server: string, now: number) => {
+    const c = circuits.get(server)!
+    if (stateOf(c, now) === "half-open") c.probing = true
+    return Option.some(server)
+  }
+  return {
+    servers: settings.servers,
+    pin: (active) => pinnedServer(settings.servers, active, "activeServer"),
+    choose: (tried, pinned) =>
+      Effect.gen(function* () {
+        const now = yield* Clock.currentTimeMillis
+        if (pinned !== undefined) return tried.has(pinned) ? Option.none() : claim(pinned, now)
+        const candidates = settings.servers.filter((s) => !tried.has(s) && usable(s, now))
+        if (candidates.length === 0) return Option.none()
+        if (settings.strategy === "round-robin") {
+          // The next server in pool order from the rotating cursor, skipping unusable ones.
+          for (let i = 0; i < settings.servers.length; i++) {
+            const server = settings.servers[(next + i) % settings.servers.length]!
+            if (candidates.includes(server)) {
+              next = (settings.servers.indexOf(server) + 1) % settings.servers.length
+              return claim(server, now)
+            }
+          }
+        }
+        // Uniform over every usable server: the original never chose its last mirror.
+        const index = yield* Random.nextIntBetween(0, candidates.length)
+        return claim(candidates[index]!, now)
+      }),
+    onSuccess: (server, latencyMs) =>
+      Effect.sync(() => {
+        const c = circuits.get(server)
+        if (c === undefined) return
+        c.failures = 0
+        c.openUntil = undefined
+        c.probing = false
+        c.lastLatencyMs = latencyMs
+        c.lastError = undefined
+      }),
+    onFailure: (server, error) =>
+      Effect.gen(function* () {
+        const c = circuits.get(server)
+        if (c === undefined) return
+        c.probing = false
+        if (isRequestFault(error)) return
+        const now = yield* Clock.currentTimeMillis
+        c.failures++
+        c.lastError = error._tag
+        if (error._tag === "HttpStatusError" && error.status === 429 && error.retryAfter !== undefined) {
+          c.openUntil = now + Math.min(error.retryAfter * 1000, maxRetryAfter)
+        } else if (c.failures >= settings.breaker.failures || c.openUntil !== undefined) {
+          // A failed half-open probe opens the circuit again for a whole cooldown.
+          c.openUntil = now + cooldown
+        }
+      }),
+    release: (server) =>
+      Effect.sync(() => {
+        const c = circuits.get(server)
+        if (c !== undefined) c.probing = false
+      }),
+    health: Effect.map(Clock.currentTimeMillis, (now) =>
+      settings.servers.map((server) => {
+        const c = circuits.get(server)!
+        return {
+          server,
+          state: stateOf(c, now),
+          failures: c.failures,
+          lastLatencyMs: c.lastLatencyMs,
+          openUntil: c.openUntil,
+          lastError: c.lastError
+        }
+      })
+    )
+  }
+}
+
+/**
+ * Builds a pool from the same options as `EasyChat.layer`.
+ * @since 0.1.0 @category constructors
+ */
+export const make = (options?: Options): Effect.Effect<Service, InvalidRequest> =>
+  Effect.map(resolve(options), fromSettings)
+
+/** @since 0.1.0 @category layers */
+export const layer = (options?: Options): Layer.Layer<ServerPool, InvalidRequest> =>
+  Layer.effect(ServerPool, make(options))

@@ -1,0 +1,569 @@
+import type * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClientError from "@effect/platform/HttpClientError"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as Cause from "effect/Cause"
+import * as Channel from "effect/Channel"
+import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Stream from "effect/Stream"
+import { type ChatCompletion, type ChatDelta, type ChatRequest, validate } from "../Chat.js"
+import {
+  AllServersFailed,
+  type Attempt,
+  type AttemptError,
+  DecodeError,
+  type EasyChatError,
+  HttpStatusError,
+  isEasyChatError,
+  NoResponse,
+  StreamInterrupted,
+  Timeout,
+  TransportError,
+  UnexpectedContentType
+} from "../Errors.js"
+import type * as ServerPool from "../ServerPool.js"
+import { isRequestFault } from "../ServerPool.js"
+import * as Sse from "../Sse.js"
+import { makeCookieStore } from "./cookies.js"
+import { completionOf, excerpt, parseJson, serverMessage, stepOf, upstreamFromBody } from "./reply.js"
+import type { Settings } from "./settings.js"
+
+/** How much of one call's stream has reached the caller. */
+interface Delivered {
+  deltas: number
+  characters: number
+}
+
+const REASONS: Record<number, string> = {
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  408: "Request Timeout",
+  409: "Conflict",
+  413: "Payload Too Large",
+  422: "Unprocessable Entity",
+  425: "Too Early",
+  429: "Too Many Requests",
+  500: "Internal Server Error",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  504: "Gateway Timeout"
+}
+
+const MAX_REDIRECTS = 5
+
+const describe = (error: HttpClientError.HttpClientError): string => {
+  const parts: Array<string> = []
+  let cause: unknown = error.cause
+  for (let depth = 0; depth < 4 && cause instanceof Error; depth++) {
+    const code = (cause as { code?: unknown }).code
+    const text = typeof code === "string" && !cause.message.includes(code) ? `${code}: ${cause.message}` : cause.message
+    if (text && !parts.includes(text)) parts.push(text)
+    cause = cause.cause
+  }
+  return parts.length > 0 ? parts.join(": ") : error.reason
+}
+
+const contentTypeOf = (response: HttpClientResponse.HttpClientResponse) =>
+  (response.headers["content-type"] ?? "").toLowerCase()
+const isJson = (contentType: string) => contentType.includes("application/json") || contentType.includes("+json")
+const isEventStream = (contentType: string) => contentType.includes("text/event-stream")
+
+/** Seconds from a `Retry-After` header: delta-seconds or an HTTP date. */
+const retryAfterOf = (value: string | undefined, now: number): number | undefined => {
+  if (value === undefined) return undefined
+  if (/^\s*\d+\s*$/.test(value)) return Number(value)
+  const date = Date.parse(value)
+  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - now) / 1000))
+}
+
+export interface Engine {
+  readonly complete: (request: unknown) => Effect.Effect<ChatCompletion, EasyChatError>
+  readonly stream: (request: unknown) => Stream.Stream<ChatDelta, EasyChatError>
+}
+
+export const make = (settings: Settings, pool: ServerPool.Service, http: HttpClient.HttpClient): Engine => {
+  const cookies = makeCookieStore()
+  const initLocks = new Map<string, Effect.Semaphore>()
+  const { timeouts } = settings
+  const millis = (d: Duration.Duration) => Duration.toMillis(d)
+
+  const secretsOf = (server: string): ReadonlyArray<string> => {
+    const secrets = [...cookies.values(server)]
+    if (settings.authorization !== undefined)
+      secrets.push(Redacted.value(settings.authorization).replace(/^Bearer /, ""))
+    return secrets
+  }
+
+  const withHeadersTimeout = <A, R>(server: string, effect: Effect.Effect<A, AttemptError, R>) =>
+    Effect.timeoutFail(effect, {
+      duration: timeouts.headers,
+      onTimeout: () => new Timeout({ server, phase: "headers", millis: millis(timeouts.headers) })
+    })
+
+  const execute = (server: string, request: HttpClientRequest.HttpClientRequest) =>
+    withHeadersTimeout(
+      server,
+      Effect.mapError(http.execute(request), (e) => new TransportError({ server, detail: describe(e) }))
+    )
+
+  // Reads and drops a body we do not need, so the connection can be reused.
+  const drain = (server: string, response: HttpClientResponse.HttpClientResponse) =>
+    Effect.ignore(
+      withHeadersTimeout(
+        server,
+        Effect.mapError(Stream.runDrain(response.stream), () => undefined as never)
+      )
+    )
+
+  const baseHeaders = (server: string, url: string, now: number): Record<string, string> => {
+    const headers = settings.headersFor(server)
+    const cookie = cookies.header(server, url, now)
+    if (cookie !== undefined) headers.cookie = cookie
+    return headers
+  }
+
+  /** `GET {server}/` once per origin, following same-origin redirects and keeping every hop's cookies. */
+  const initCookies = (server: string): Effect.Effect<void, AttemptError> => {
+    if (settings.cookieInit === "off") return Effect.void
+    let lock = initLocks.get(server)
+    if (lock === undefined) {
+      lock = Effect.unsafeMakeSemaphore(1)
+      initLocks.set(server, lock)
+    }
+    return lock.withPermits(1)(
+      Effect.gen(function* () {
+        const now = yield* Clock.currentTimeMillis
+        if (!cookies.needsInit(server, now)) return
+        cookies.invalidate(server)
+        let url = `${server}/`
+        for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
+          const headers = baseHeaders(server, url, now)
+          delete headers["content-type"]
+          headers.accept = "text/html,application/xhtml+xml,*/*;q=0.8"
+          const response = yield* execute(server, HttpClientRequest.get(url, { headers }))
+          cookies.store(server, url, response.cookies, now)
+          yield* drain(server, response)
+          const location = response.headers.location
+          if (response.status >= 300 && response.status < 400 && location !== undefined) {
+            const target = new URL(location, url)
+            // Cookies are per origin: a redirect elsewhere is not followed.
+            if (target.origin !== server) break
+            url = target.href
+            continue
+          }
+          if ((response.status < 200 || response.status >= 300) && settings.cookieInit === "required") {
+            return yield* new HttpStatusError({
+              server,
+              status: response.status,
+              statusText: REASONS[response.status] ?? "",
+              body: "cookie initialisation (GET /) failed"
+            })
+          }
+          break
+        }
+        cookies.markInitialised(server)
+      })
+    )
+  }
+
+  const chatRequest = (server: string, request: ChatRequest, stream: boolean, now: number) => {
+    const {
+      messages,
+      activeServer: _,
+      stream: __,
+      model,
+      temperature,
+      presence_penalty,
+      frequency_penalty,
+      top_p,
+      ...extra
+    } = request
+    const body = {
+      messages,
+      stream,
+      model: model ?? settings.model,
+      temperature: temperature ?? 0.5,
+      presence_penalty: presence_penalty ?? 0,
+      frequency_penalty: frequency_penalty ?? 0,
+      top_p: top_p ?? 1,
+      ...extra
+    }
+    const url = `${server}${settings.path}`
+    const headers = baseHeaders(server, url, now)
+    if (!stream && headers.accept === "text/event-stream") headers.accept = "application/json"
+    if (settings.authorization !== undefined) headers.authorization = Redacted.value(settings.authorization)
+    return HttpClientRequest.post(url, { headers }).pipe(
+      HttpClientRequest.bodyText(JSON.stringify(body), "application/json")
+    )
+  }
+
+  const statusError = (server: string, response: HttpClientResponse.HttpClientResponse) =>
+    Effect.gen(function* () {
+      const text = yield* Effect.orElseSucceed(
+        withHeadersTimeout(
+          server,
+          Effect.mapError(response.text, () => undefined as never)
+        ),
+        () => ""
+      )
+      let body = excerpt(text, secretsOf(server))
+      try {
+        body = excerpt(serverMessage(JSON.parse(text)) ?? body, secretsOf(server))
+      } catch {
+        // Not JSON: the excerpt of the text stays.
+      }
+      const retryAfter = retryAfterOf(response.headers["retry-after"], yield* Clock.currentTimeMillis)
+      return new HttpStatusError({
+        server,
+        status: response.status,
+        statusText: REASONS[response.status] ?? "",
+        body,
+        ...(retryAfter === undefined ? {} : { retryAfter })
+      })
+    })
+
+  /** Sends the chat request; a 401/403 re-initialises the server's cookies once. */
+  const open = (server: string, request: ChatRequest, stream: boolean) =>
+    Effect.gen(function* () {
+      yield* initCookies(server)
+      const send = Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        execute(server, chatRequest(server, request, stream, now))
+      )
+      let response = yield* send
+      if ((response.status === 401 || response.status === 403) && settings.cookieInit !== "off") {
+        yield* drain(server, response)
+        cookies.invalidate(server)
+        yield* initCookies(server)
+        response = yield* send
+      }
+      if (response.status < 200 || response.status >= 300) return yield* Effect.flip(statusError(server, response))
+      return response
+    })
+
+  const unexpected = (server: string, response: HttpClientResponse.HttpClientResponse, expected: string) =>
+    Effect.flatMap(
+      Effect.orElseSucceed(
+        withHeadersTimeout(
+          server,
+          Effect.mapError(response.text, () => undefined as never)
+        ),
+        () => ""
+      ),
+      (text) =>
+        Effect.fail(
+          new UnexpectedContentType({
+            server,
+            contentType: contentTypeOf(response),
+            expected,
+            body: excerpt(text, secretsOf(server))
+          })
+        )
+    )
+
+  /** A JSON answer to a stream request: an error body, or the wrong content type. */
+  const jsonInsteadOfStream = (server: string, response: HttpClientResponse.HttpClientResponse) =>
+    Effect.gen(function* () {
+      const text = yield* Effect.mapError(response.text, (e) => new TransportError({ server, detail: describe(e) }))
+      let body: unknown
+      try {
+        body = JSON.parse(text)
+      } catch {
+        body = undefined
+      }
+      const error = body === undefined ? undefined : upstreamFromBody(server, body, secretsOf(server))
+      return yield* Effect.fail(
+        error ??
+          new UnexpectedContentType({
+            server,
+            contentType: contentTypeOf(response),
+            expected: "text/event-stream",
+            body: excerpt(text, secretsOf(server))
+          })
+      )
+    })
+
+  /**
+   * Decodes one response body: each network read is decoded in one
+   * synchronous batch (SSE, JSON, content) and emitted as one chunk.
+   */
+  const decodeBody = (
+    server: string,
+    response: HttpClientResponse.HttpClientResponse,
+    delivered: Delivered
+  ): Stream.Stream<ChatDelta, AttemptError> => {
+    const channel = Channel.suspend(() => {
+      const decoder = Sse.makeDecoder({ maxEventSize: settings.maxEventSize })
+      const secrets = secretsOf(server)
+      let finished = false
+      // Returns true at `[DONE]`; pushes the deltas of `events` to `out`.
+      const run = (events: ReadonlyArray<Sse.SseEvent>, out: Array<ChatDelta>): boolean => {
+        for (const event of events) {
+          const step = stepOf(server, event, secrets)
+          if (step === undefined) continue
+          if (step._tag === "Done") return true
+          const delta = step.delta
+          if (delta.finishReason !== undefined) finished = true
+          delivered.deltas++
+          delivered.characters += delta.content.length
+          out.push(delta)
+        }
+        return false
+      }
+      const emit = (out: Array<ChatDelta>): Channel.Channel<Chunk.Chunk<ChatDelta>> =>
+        out.length === 0 ? Channel.void : Channel.write(Chunk.unsafeFromArray(out))
+      // Deltas decoded before a fault in the same read still reach the caller.
+      const failAfter = (
+        out: Array<ChatDelta>,
+        error: unknown
+      ): Channel.Channel<Chunk.Chunk<ChatDelta>, unknown, AttemptError> =>
+        Channel.zipRight(
+          emit(out),
+          isEasyChatError(error) && error._tag !== "AllServersFailed"
+            ? Channel.fail(
+                error._tag === "DecodeError" && error.server === undefined
+                  ? new DecodeError({ ...error, server })
+                  : error
+              )
+            : Channel.failCause(Cause.die(error))
+        )
+      const loop: Channel.Channel<
+        Chunk.Chunk<ChatDelta>,
+        Chunk.Chunk<Uint8Array>,
+        AttemptError,
+        AttemptError | HttpClientError.ResponseError,
+        unknown,
+        unknown
+      > = Channel.readWithCause({
+        onInput: (input: Chunk.Chunk<Uint8Array>) => {
+          const out: Array<ChatDelta> = []
+          try {
+            for (const bytes of input) {
+              // `[DONE]`: stop reading; the body's finalizer releases the connection at once.
+              if (run(decoder.push(bytes), out)) return emit(out)
+            }
+          } catch (error) {
+            return failAfter(out, error)
+          }
+          return Channel.zipRight(emit(out), loop)
+        },
+        onFailure: (cause) =>
+          Channel.failCause(
+            Cause.map(cause, (error): AttemptError => {
+              if (error._tag !== "ResponseError") return error
+              const detail = describe(error)
+              return delivered.deltas > 0
+                ? new StreamInterrupted({ server, ...delivered, detail })
+                : new TransportError({ server, detail })
+            })
+          ),
+        onDone: () => {
+          const out: Array<ChatDelta> = []
+          let done: boolean
+          try {
+            done = run(decoder.end(), out)
+          } catch (error) {
+            return failAfter(out, error)
+          }
+          if (done || finished) return emit(out)
+          return failAfter(
+            out,
+            new StreamInterrupted({
+              server,
+              ...delivered,
+              detail: "the stream ended without [DONE] or a finish_reason"
+            })
+          )
+        }
+      })
+      return loop
+    })
+    return response.stream.pipe(
+      Stream.timeoutFail(
+        () =>
+          new Timeout({ server, phase: delivered.deltas > 0 ? "idle" : "firstToken", millis: millis(timeouts.idle) }),
+        timeouts.idle
+      ),
+      Stream.pipeThroughChannel(channel)
+    )
+  }
+
+  const attemptStream = (server: string, request: ChatRequest, delivered: Delivered) =>
+    Stream.unwrap(
+      Effect.gen(function* () {
+        const start = yield* Clock.currentTimeMillis
+        const response = yield* open(server, request, true)
+        const latency = (yield* Clock.currentTimeMillis) - start
+        const contentType = contentTypeOf(response)
+        if (isEventStream(contentType)) {
+          return Stream.concat(decodeBody(server, response, delivered), Stream.execute(pool.onSuccess(server, latency)))
+        }
+        if (isJson(contentType)) return yield* jsonInsteadOfStream(server, response)
+        return yield* unexpected(server, response, "text/event-stream")
+      })
+    ).pipe(
+      // The first token must arrive in time; after it, only the idle limit applies.
+      Stream.interruptWhen(
+        Effect.sleep(timeouts.firstToken).pipe(
+          Effect.zipRight(
+            Effect.suspend(() =>
+              delivered.deltas > 0
+                ? Effect.never
+                : Effect.fail(new Timeout({ server, phase: "firstToken", millis: millis(timeouts.firstToken) }))
+            )
+          )
+        )
+      )
+    )
+
+  const attemptComplete = (server: string, request: ChatRequest): Effect.Effect<ChatCompletion, AttemptError> =>
+    Effect.gen(function* () {
+      const start = yield* Clock.currentTimeMillis
+      const response = yield* open(server, request, false)
+      const latency = (yield* Clock.currentTimeMillis) - start
+      const contentType = contentTypeOf(response)
+      if (isEventStream(contentType)) {
+        // A server that streams anyway: join its deltas.
+        const deltas = yield* Stream.runCollect(decodeBody(server, response, { deltas: 0, characters: 0 }))
+        let content = ""
+        let finishReason: string | undefined
+        let usage: ChatCompletion["usage"]
+        for (const d of deltas) {
+          content += d.content
+          finishReason = d.finishReason ?? finishReason
+          usage = d.usage ?? usage
+        }
+        yield* pool.onSuccess(server, latency)
+        return { content, finishReason, usage, model: undefined, server }
+      }
+      if (!isJson(contentType)) return yield* unexpected(server, response, "application/json")
+      const text = yield* Effect.timeoutFail(
+        Effect.mapError(response.text, (e) => new TransportError({ server, detail: describe(e) })),
+        {
+          duration: timeouts.firstToken,
+          onTimeout: () => new Timeout({ server, phase: "firstToken", millis: millis(timeouts.firstToken) })
+        }
+      )
+      const body = yield* Effect.try({ try: () => parseJson(server, text), catch: (e) => e as DecodeError })
+      const reply = completionOf(server, body, secretsOf(server))
+      if (reply._tag === "Error") return yield* reply.error
+      if (reply._tag === "NoChoices") {
+        return yield* new NoResponse({ server, detail: "the reply has no choices" })
+      }
+      yield* pool.onSuccess(server, latency)
+      return {
+        content: reply.content,
+        finishReason: reply.finishReason,
+        usage: reply.usage,
+        model: reply.model,
+        server
+      }
+    })
+
+  const prepare = (input: unknown) =>
+    Effect.gen(function* () {
+      const request = yield* validate(input)
+      const pinned = request.activeServer !== undefined ? yield* pool.pin(request.activeServer) : settings.activeServer
+      return { request, pinned }
+    })
+
+  /** After a failed attempt: record it, and say whether another server may be tried. */
+  const afterFailure = (server: string, error: AttemptError, attempts: Array<Attempt>, number: number) =>
+    Effect.gen(function* () {
+      yield* pool.onFailure(server, error)
+      attempts.push({ server, error })
+      yield* Effect.annotateCurrentSpan({ "easychat.outcome": error._tag })
+      yield* Effect.logDebug("easychat: attempt failed, failing over").pipe(
+        Effect.annotateLogs({ server, attempt: number, error: error._tag, reason: error.message })
+      )
+    })
+
+  const totalTimeout = (current: () => string) =>
+    Effect.sleep(timeouts.total).pipe(
+      Effect.zipRight(
+        Effect.suspend(() =>
+          Effect.fail(new Timeout({ server: current(), phase: "total", millis: millis(timeouts.total) }))
+        )
+      )
+    )
+
+  const stream = (input: unknown): Stream.Stream<ChatDelta, EasyChatError> =>
+    Stream.unwrap(
+      Effect.map(prepare(input), ({ request, pinned }) => {
+        const tried = new Set<string>()
+        const attempts: Array<Attempt> = []
+        const delivered: Delivered = { deltas: 0, characters: 0 }
+        let current = ""
+        const next = (): Stream.Stream<ChatDelta, EasyChatError> =>
+          Stream.unwrap(
+            Effect.gen(function* () {
+              if (attempts.length >= settings.maxAttempts) return Stream.fail(new AllServersFailed({ attempts }))
+              const chosen = yield* pool.choose(tried, pinned)
+              if (Option.isNone(chosen)) return Stream.fail(new AllServersFailed({ attempts }))
+              const server = chosen.value
+              const number = attempts.length + 1
+              tried.add(server)
+              current = server
+              return attemptStream(server, request, delivered).pipe(
+                Stream.catchAll((error) =>
+                  // After the first delta there is no failover; a request fault fails over nowhere.
+                  delivered.deltas > 0 || isRequestFault(error)
+                    ? Stream.execute(pool.onFailure(server, error)).pipe(Stream.concat(Stream.fail(error)))
+                    : Stream.execute(afterFailure(server, error, attempts, number)).pipe(Stream.concat(next()))
+                ),
+                Stream.ensuring(pool.release(server)),
+                Stream.withSpan("easychat.attempt", {
+                  attributes: { "easychat.server": server, "easychat.attempt": number }
+                })
+              )
+            })
+          )
+        return next().pipe(Stream.interruptWhen(totalTimeout(() => current)))
+      })
+    ).pipe(Stream.withSpan("easychat.stream"))
+
+  const complete = (input: unknown): Effect.Effect<ChatCompletion, EasyChatError> => {
+    let current = ""
+    return Effect.gen(function* () {
+      const { request, pinned } = yield* prepare(input)
+      const tried = new Set<string>()
+      const attempts: Array<Attempt> = []
+      while (attempts.length < settings.maxAttempts) {
+        const chosen = yield* pool.choose(tried, pinned)
+        if (Option.isNone(chosen)) break
+        const server = chosen.value
+        const number = attempts.length + 1
+        tried.add(server)
+        current = server
+        const result = yield* attemptComplete(server, request).pipe(
+          Effect.tapError((error) =>
+            isRequestFault(error) ? pool.onFailure(server, error) : afterFailure(server, error, attempts, number)
+          ),
+          Effect.tap(() => Effect.annotateCurrentSpan({ "easychat.outcome": "ok" })),
+          Effect.ensuring(pool.release(server)),
+          Effect.withSpan("easychat.attempt", {
+            attributes: { "easychat.server": server, "easychat.attempt": number }
+          }),
+          Effect.either
+        )
+        if (result._tag === "Right") return result.right
+        if (isRequestFault(result.left)) return yield* result.left
+      }
+      return yield* new AllServersFailed({ attempts })
+    }).pipe(
+      Effect.timeoutFail({
+        duration: timeouts.total,
+        onTimeout: () => new Timeout({ server: current, phase: "total", millis: millis(timeouts.total) })
+      }),
+      Effect.withSpan("easychat.complete")
+    )
+  }
+
+  return { complete, stream }
+}

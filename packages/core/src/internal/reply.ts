@@ -1,0 +1,159 @@
+import type { ChatDelta, Usage } from "../Chat.js"
+import { DecodeError, UpstreamError } from "../Errors.js"
+import type { SseEvent } from "../Sse.js"
+
+/** At most this many characters of a server's body travel in an error message. */
+export const EXCERPT = 200
+
+export const excerpt = (text: string, secrets: ReadonlyArray<string> = []): string => {
+  let out = text.replace(/\s+/g, " ").trim()
+  for (const secret of secrets) if (secret.length > 0) out = out.split(secret).join("[redacted]")
+  return out.length > EXCERPT ? `${out.slice(0, EXCERPT)}…` : out
+}
+
+const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+
+/**
+ * The server's own words in an error body: OpenAI's `error.message`,
+ * NextChat's `msg`, or a plain `message` / `error` string.
+ */
+export const serverMessage = (body: unknown): string | undefined => {
+  if (!isObject(body)) return undefined
+  const error = body.error
+  if (isObject(error) && typeof error.message === "string") return error.message
+  if (typeof body.msg === "string") return body.msg
+  if (typeof body.message === "string") return body.message
+  if (typeof error === "string") return error
+  return undefined
+}
+
+const codeOf = (body: unknown): string | undefined => {
+  if (!isObject(body)) return undefined
+  const error = body.error
+  if (isObject(error) && (typeof error.code === "string" || typeof error.type === "string")) {
+    return String(error.code ?? error.type)
+  }
+  return undefined
+}
+
+/**
+ * A real NextChat whose own upstream is down answers 200 with a JSON string
+ * holding a markdown-fenced error (`"```json\n{\"cause\": {...}}\n```"`).
+ */
+export const upstreamFromString = (server: string, text: string, secrets: ReadonlyArray<string>): UpstreamError => {
+  const unfenced = text
+    .trim()
+    .replace(/^```[a-z]*\s*/i, "")
+    .replace(/\s*```$/, "")
+  try {
+    const inner: unknown = JSON.parse(unfenced)
+    if (isObject(inner)) {
+      const cause = isObject(inner.cause) ? inner.cause : inner
+      const code = typeof cause.code === "string" ? cause.code : undefined
+      const message = serverMessage(inner) ?? (typeof cause.message === "string" ? cause.message : undefined)
+      const syscall = typeof cause.syscall === "string" ? `${cause.syscall} ` : ""
+      const detail = message ?? (code !== undefined ? `the mirror's upstream failed: ${syscall}${code}` : unfenced)
+      return new UpstreamError({ server, detail: excerpt(detail, secrets), ...(code ? { code } : {}) })
+    }
+  } catch {
+    // Not JSON inside the fence: the text itself is the message.
+  }
+  return new UpstreamError({ server, detail: excerpt(unfenced, secrets) })
+}
+
+/** An `{"error": ...}` body, or `undefined` when the body is not an error. */
+export const upstreamFromBody = (
+  server: string,
+  body: unknown,
+  secrets: ReadonlyArray<string>
+): UpstreamError | undefined => {
+  if (typeof body === "string") return upstreamFromString(server, body, secrets)
+  if (!isObject(body) || body.error === undefined || body.error === null || body.error === false) return undefined
+  const code = codeOf(body)
+  const detail = excerpt(serverMessage(body) ?? JSON.stringify(body.error), secrets)
+  return new UpstreamError({ server, detail, ...(code ? { code } : {}) })
+}
+
+export const parseJson = (server: string, text: string): unknown => {
+  try {
+    return JSON.parse(text)
+  } catch {
+    throw new DecodeError({ reason: "InvalidJson", detail: `not JSON: ${excerpt(text)}`, server })
+  }
+}
+
+/** What one SSE event means for the reply. */
+export type Step = { readonly _tag: "Done" } | { readonly _tag: "Delta"; readonly delta: ChatDelta } | undefined
+
+const DONE: Step = { _tag: "Done" }
+
+/**
+ * Turns one SSE event into a step: `[DONE]`, a delta with text, finish reason
+ * or usage, or nothing (role-only and null-content chunks carry no text).
+ * Throws the typed error for errors sent inside the stream and for chunks
+ * that are not JSON objects.
+ */
+export const stepOf = (server: string, event: SseEvent, secrets: ReadonlyArray<string>): Step => {
+  const data = event.data
+  if (data === "[DONE]") return DONE
+  if (event.event === "error") {
+    let body: unknown = data
+    try {
+      body = JSON.parse(data)
+    } catch {
+      // A plain-text error event.
+    }
+    throw (
+      upstreamFromBody(server, isObject(body) && body.error === undefined ? { error: body } : body, secrets) ??
+      new UpstreamError({ server, detail: excerpt(data, secrets) })
+    )
+  }
+  const chunk = parseJson(server, data)
+  if (!isObject(chunk)) {
+    throw new DecodeError({ reason: "InvalidChunk", detail: `a chunk must be a JSON object: ${excerpt(data)}`, server })
+  }
+  if (chunk.error !== undefined && chunk.error !== null) throw upstreamFromBody(server, chunk, secrets)!
+  const choices = chunk.choices
+  const usage = isObject(chunk.usage) ? (chunk.usage as Usage) : undefined
+  if (choices !== undefined && !Array.isArray(choices)) {
+    throw new DecodeError({ reason: "InvalidChunk", detail: "choices must be an array", server })
+  }
+  const choice: unknown = choices?.[0]
+  const delta = isObject(choice) && isObject(choice.delta) ? choice.delta : undefined
+  const content = typeof delta?.content === "string" ? delta.content : ""
+  const finishReason = isObject(choice) && typeof choice.finish_reason === "string" ? choice.finish_reason : undefined
+  if (content === "" && finishReason === undefined && usage === undefined) return undefined
+  const out: { content: string; server: string; finishReason?: string; usage?: Usage } = { content, server }
+  if (finishReason !== undefined) out.finishReason = finishReason
+  if (usage !== undefined) out.usage = usage
+  return { _tag: "Delta", delta: out }
+}
+
+/** The content of a whole `chat.completion` reply. */
+export const completionOf = (
+  server: string,
+  body: unknown,
+  secrets: ReadonlyArray<string>
+):
+  | {
+      readonly _tag: "Reply"
+      content: string
+      finishReason: string | undefined
+      usage: Usage | undefined
+      model: string | undefined
+    }
+  | { readonly _tag: "Error"; error: UpstreamError }
+  | { readonly _tag: "NoChoices" } => {
+  const error = upstreamFromBody(server, body, secrets)
+  if (error !== undefined) return { _tag: "Error", error }
+  if (!isObject(body) || !Array.isArray(body.choices) || body.choices.length === 0) return { _tag: "NoChoices" }
+  const choice: unknown = body.choices[0]
+  const message = isObject(choice) && isObject(choice.message) ? choice.message : undefined
+  return {
+    _tag: "Reply",
+    content: typeof message?.content === "string" ? message.content : "",
+    finishReason: isObject(choice) && typeof choice.finish_reason === "string" ? choice.finish_reason : undefined,
+    usage: isObject(body.usage) ? (body.usage as Usage) : undefined,
+    model: typeof body.model === "string" ? body.model : undefined
+  }
+}

@@ -1,0 +1,165 @@
+import * as Duration from "effect/Duration"
+import * as Either from "effect/Either"
+import * as Redacted from "effect/Redacted"
+import { InvalidRequest } from "../Errors.js"
+import type { CookieInit, DurationOption, Options, Strategy } from "../Presets.js"
+import { easyChat } from "../Presets.js"
+
+/** Options resolved against the preset defaults and checked once. */
+export interface Settings {
+  readonly servers: ReadonlyArray<string>
+  readonly path: string
+  readonly model: string
+  readonly headersFor: (server: string) => Record<string, string>
+  /** The `Authorization` value, kept redacted so it never prints. */
+  readonly authorization: Redacted.Redacted<string> | undefined
+  readonly cookieInit: CookieInit
+  readonly strategy: Strategy
+  readonly activeServer: string | undefined
+  readonly maxAttempts: number
+  readonly breaker: {
+    readonly failures: number
+    readonly cooldown: Duration.Duration
+    readonly maxRetryAfter: Duration.Duration
+  }
+  readonly timeouts: {
+    readonly headers: Duration.Duration
+    readonly firstToken: Duration.Duration
+    readonly idle: Duration.Duration
+    readonly total: Duration.Duration
+  }
+  readonly maxEventSize: number
+}
+
+const fail = (field: string, rule: string) => Either.left(new InvalidRequest({ field, rule }))
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+// A header value with CR, LF or NUL would let a caller (or its input) inject headers.
+const UNSAFE_VALUE = /[\r\n\0]/
+
+/** Rejects header names that are not HTTP tokens and values with CR, LF or NUL. */
+export const checkHeaders = (
+  headers: Readonly<Record<string, string>>,
+  field = "headers"
+): Either.Either<void, InvalidRequest> => {
+  for (const [name, value] of Object.entries(headers)) {
+    if (!TOKEN.test(name)) return fail(`${field}.${JSON.stringify(name)}`, "is not a valid header name")
+    if (typeof value !== "string" || UNSAFE_VALUE.test(value)) {
+      return fail(`${field}.${name}`, "must not contain CR, LF or NUL")
+    }
+  }
+  return Either.void
+}
+
+/** `https://x.y/` and `https://x.y` are one server: keep the origin. */
+export const normalizeServer = (server: string): string | undefined => {
+  try {
+    const url = new URL(server)
+    if (url.protocol !== "http:" && url.protocol !== "https:") return undefined
+    return url.origin
+  } catch {
+    return undefined
+  }
+}
+
+/** Finds a pinned server by index or URL. */
+export const pinnedServer = (
+  servers: ReadonlyArray<string>,
+  active: number | string,
+  field: string
+): Either.Either<string, InvalidRequest> => {
+  if (typeof active === "number") {
+    const server = Number.isInteger(active) ? servers[active] : undefined
+    return server === undefined
+      ? fail(field, `must be an index from 0 to ${servers.length - 1} or a URL of the pool, got ${active}`)
+      : Either.right(server)
+  }
+  const origin = normalizeServer(active)
+  return origin !== undefined && servers.includes(origin)
+    ? Either.right(origin)
+    : fail(field, `must be an index from 0 to ${servers.length - 1} or a URL of the pool`)
+}
+
+const duration = (
+  value: DurationOption | undefined,
+  fallback: Duration.DurationInput,
+  field: string
+): Either.Either<Duration.Duration, InvalidRequest> => {
+  const decoded = Duration.decodeUnknown(value ?? fallback)
+  if (decoded._tag === "None" || Duration.lessThanOrEqualTo(decoded.value, Duration.zero)) {
+    return fail(field, "must be a positive number of milliseconds or an Effect duration")
+  }
+  return Either.right(decoded.value)
+}
+
+const bearer = (options: Options): Redacted.Redacted<string> | undefined => {
+  if (options.apiKey !== undefined && options.apiKey !== "") return Redacted.make(`Bearer ${options.apiKey}`)
+  if (options.accessCode !== undefined && options.accessCode !== "") {
+    const code = options.accessCode.startsWith("nk-") ? options.accessCode : `nk-${options.accessCode}`
+    return Redacted.make(`Bearer ${code}`)
+  }
+  return undefined
+}
+
+/** Resolves options over the EasyChat preset and checks every rule once. */
+export const resolve = (options: Options = {}): Either.Either<Settings, InvalidRequest> =>
+  Either.gen(function* () {
+    const o: Options = { ...easyChat, ...options }
+    const servers: Array<string> = []
+    for (const [i, raw] of (o.servers ?? []).entries()) {
+      const server = normalizeServer(raw)
+      if (server === undefined) return yield* fail(`servers.${i}`, "must be an http or https URL")
+      if (!servers.includes(server)) servers.push(server)
+    }
+    if (servers.length === 0) return yield* fail("servers", "must hold at least one server")
+    const path = o.path ?? "/api/openai/v1/chat/completions"
+    if (!path.startsWith("/")) return yield* fail("path", "must start with /")
+    const headers = o.headers ?? {}
+    yield* checkHeaders(headers)
+    const serverHeaders = o.serverHeaders ?? (() => ({}))
+    for (const server of servers) yield* checkHeaders(serverHeaders(server), "serverHeaders")
+    const authorization = bearer(o)
+    if (authorization !== undefined) yield* checkHeaders({ authorization: Redacted.value(authorization) }, "apiKey")
+    const activeServer =
+      o.activeServer === undefined ? undefined : yield* pinnedServer(servers, o.activeServer, "activeServer")
+    const maxAttempts = o.maxAttempts ?? servers.length
+    if (!Number.isInteger(maxAttempts) || maxAttempts < 1) return yield* fail("maxAttempts", "must be an integer ≥ 1")
+    const failures = o.breaker?.failures ?? 3
+    if (!Number.isInteger(failures) || failures < 1) return yield* fail("breaker.failures", "must be an integer ≥ 1")
+    const maxEventSize = o.maxEventSize ?? 1024 * 1024
+    if (!Number.isInteger(maxEventSize) || maxEventSize < 1) {
+      return yield* fail("maxEventSize", "must be a positive integer")
+    }
+    const strategy = o.strategy ?? "random"
+    if (strategy !== "random" && strategy !== "round-robin") {
+      return yield* fail("strategy", "must be random or round-robin")
+    }
+    const cookieInit = o.cookieInit ?? "best-effort"
+    if (cookieInit !== "best-effort" && cookieInit !== "required" && cookieInit !== "off") {
+      return yield* fail("cookieInit", "must be best-effort, required or off")
+    }
+    const lower = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]))
+    return {
+      servers,
+      path,
+      model: o.model ?? "gpt-3.5-turbo",
+      headersFor: (server: string) => ({ ...serverHeaders(server), ...lower }),
+      authorization,
+      cookieInit,
+      strategy,
+      activeServer,
+      maxAttempts,
+      breaker: {
+        failures,
+        cooldown: yield* duration(o.breaker?.cooldown, "30 seconds", "breaker.cooldown"),
+        maxRetryAfter: yield* duration(o.breaker?.maxRetryAfter, "60 seconds", "breaker.maxRetryAfter")
+      },
+      timeouts: {
+        headers: yield* duration(o.timeouts?.headers, "30 seconds", "timeouts.headers"),
+        firstToken: yield* duration(o.timeouts?.firstToken, "60 seconds", "timeouts.firstToken"),
+        idle: yield* duration(o.timeouts?.idle, "30 seconds", "timeouts.idle"),
+        total: yield* duration(o.timeouts?.total, "10 minutes", "timeouts.total")
+      },
+      maxEventSize
+    }
+  })
