@@ -4,13 +4,12 @@
  *
  * @since 0.1.0
  */
+import { Client, type Presets } from "@easychat/core"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as internal from "./internal/browser.js"
-
-// createClient arrives with core's Promise facade
 
 /**
  * @since 0.1.0
@@ -64,4 +63,30 @@ export const layer = (options: Options = {}): Layer.Layer<HttpClient.HttpClient>
     Layer.effect(HttpClient.HttpClient, Effect.map(HttpClient.HttpClient, HttpClient.withTracerPropagation(false))),
     client
   )
+}
+
+/**
+ * Options of `createClient`: the client's options (servers, preset values,
+ * timeouts, ...) plus `transport` for this layer.
+ * @since 0.1.0 @category models
+ */
+export interface ClientOptions extends Presets.Options {
+  readonly transport?: Options
+}
+
+/**
+ * The Promise facade pre-wired with the fetch transport: `complete`,
+ * `stream` (text pieces), `streamDeltas`, `health` and `close`.
+ *
+ * @example
+ * ```ts
+ * const client = createClient({ servers: ["http://127.0.0.1:8787"] })
+ * for await (const piece of client.stream({ messages: [{ role: "user", content: "Hi" }] })) process.stdout.write(piece)
+ * await client.close()
+ * ```
+ * @since 0.1.0 @category constructors
+ */
+export const createClient = (options: ClientOptions = {}): Client.Client => {
+  const { transport, ...client } = options
+  return Client.make(client, layer(transport))
 }

@@ -4,6 +4,7 @@
  *
  * @since 0.1.0
  */
+import { Client, type Presets } from "@easychat/core"
 import type * as HttpClient from "@effect/platform/HttpClient"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as Effect from "effect/Effect"
@@ -11,8 +12,6 @@ import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import type { Dispatcher } from "undici"
 import * as internal from "./internal/dispatcher.js"
-
-// createClient arrives with core's Promise facade
 
 /**
  * @since 0.1.0
@@ -67,3 +66,29 @@ export const layer = (options: Options = {}): Layer.Layer<HttpClient.HttpClient>
     NodeHttpClient.layerUndiciWithoutDispatcher,
     Layer.scoped(NodeHttpClient.Dispatcher, makeDispatcher(options))
   )
+
+/**
+ * Options of `createClient`: the client's options (servers, preset values,
+ * timeouts, ...) plus `transport` for this layer.
+ * @since 0.1.0 @category models
+ */
+export interface ClientOptions extends Presets.Options {
+  readonly transport?: Options
+}
+
+/**
+ * The Promise facade pre-wired with the Node transport: `complete`,
+ * `stream` (text pieces), `streamDeltas`, `health` and `close`.
+ *
+ * @example
+ * ```ts
+ * const client = createClient({ servers: ["http://127.0.0.1:8787"] })
+ * for await (const piece of client.stream({ messages: [{ role: "user", content: "Hi" }] })) process.stdout.write(piece)
+ * await client.close()
+ * ```
+ * @since 0.1.0 @category constructors
+ */
+export const createClient = (options: ClientOptions = {}): Client.Client => {
+  const { transport, ...client } = options
+  return Client.make(client, layer(transport))
+}
