@@ -1,6 +1,6 @@
 // Issue 4's rules against real local mirrors (testkit's MirrorPool) on the
 // Node transport: failover, breakers, per-origin cookies, timeouts by phase.
-import { MirrorPool, MirrorServer } from "@easychat/testkit"
+import { MirrorPool, type MirrorServer } from "@easychat/testkit"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
@@ -30,7 +30,11 @@ const sevenMirrors = async () => {
 }
 
 const text = (stream: Stream.Stream<{ content: string }, unknown>) =>
-  Effect.map(Stream.runCollect(stream), (c) => Chunk.toReadonlyArray(c).map((d) => d.content).join(""))
+  Effect.map(Stream.runCollect(stream), (c) =>
+    Chunk.toReadonlyArray(c)
+      .map((d) => d.content)
+      .join("")
+  )
 
 describe("failover across a pool of seven", () => {
   it("every call succeeds on the healthy mirror, streamed and whole", async () => {

@@ -478,7 +478,6 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
     Effect.gen(function* () {
       yield* pool.onFailure(server, error)
       attempts.push({ server, error })
-      yield* Effect.annotateCurrentSpan({ "easychat.outcome": error._tag })
       yield* Effect.logDebug("easychat: attempt failed, failing over").pipe(
         Effect.annotateLogs({ server, attempt: number, error: error._tag, reason: error.message })
       )
@@ -510,17 +509,21 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
               const number = attempts.length + 1
               tried.add(server)
               current = server
-              return attemptStream(server, request, delivered).pipe(
+              const attempt = attemptStream(server, request, delivered).pipe(
+                Stream.concat(Stream.execute(Effect.annotateCurrentSpan({ "easychat.outcome": "ok" }))),
+                Stream.tapError((error) => Effect.annotateCurrentSpan({ "easychat.outcome": error._tag })),
+                Stream.withSpan("easychat.attempt", {
+                  attributes: { "easychat.server": server, "easychat.attempt": number }
+                })
+              )
+              return attempt.pipe(
                 Stream.catchAll((error) =>
                   // After the first delta there is no failover; a request fault fails over nowhere.
                   delivered.deltas > 0 || isRequestFault(error)
                     ? Stream.execute(pool.onFailure(server, error)).pipe(Stream.concat(Stream.fail(error)))
                     : Stream.execute(afterFailure(server, error, attempts, number)).pipe(Stream.concat(next()))
                 ),
-                Stream.ensuring(pool.release(server)),
-                Stream.withSpan("easychat.attempt", {
-                  attributes: { "easychat.server": server, "easychat.attempt": number }
-                })
+                Stream.ensuring(pool.release(server))
               )
             })
           )
@@ -542,14 +545,17 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
         tried.add(server)
         current = server
         const result = yield* attemptComplete(server, request).pipe(
-          Effect.tapError((error) =>
-            isRequestFault(error) ? pool.onFailure(server, error) : afterFailure(server, error, attempts, number)
-          ),
-          Effect.tap(() => Effect.annotateCurrentSpan({ "easychat.outcome": "ok" })),
-          Effect.ensuring(pool.release(server)),
+          Effect.tapBoth({
+            onSuccess: () => Effect.annotateCurrentSpan({ "easychat.outcome": "ok" }),
+            onFailure: (error) => Effect.annotateCurrentSpan({ "easychat.outcome": error._tag })
+          }),
           Effect.withSpan("easychat.attempt", {
             attributes: { "easychat.server": server, "easychat.attempt": number }
           }),
+          Effect.tapError((error) =>
+            isRequestFault(error) ? pool.onFailure(server, error) : afterFailure(server, error, attempts, number)
+          ),
+          Effect.ensuring(pool.release(server)),
           Effect.either
         )
         if (result._tag === "Right") return result.right
