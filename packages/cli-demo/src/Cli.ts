@@ -1,0 +1,242 @@
+/**
+ * The `easychat` command: `chat`, `serve`, `servers` and `gateway`, built
+ * with `@effect/cli`, and `run`, which runs it on a command line and resolves
+ * with its exit code (Ctrl-C included).
+ *
+ * @since 0.1.0
+ */
+
+import { createRequire } from "node:module"
+import * as Args from "@effect/cli/Args"
+import * as Command from "@effect/cli/Command"
+import * as HelpDoc from "@effect/cli/HelpDoc"
+import * as Options from "@effect/cli/Options"
+import * as ValidationError from "@effect/cli/ValidationError"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
+import * as ExitCode from "./ExitCode.js"
+import * as Chat from "./internal/chat.js"
+import * as Gateway from "./internal/gateway.js"
+import { reportDefect } from "./internal/report.js"
+import * as Serve from "./internal/serve.js"
+import * as Servers from "./internal/servers.js"
+import { decorated, stripAnsi } from "./internal/terminal.js"
+import * as PoolOptions from "./PoolOptions.js"
+
+const version: string = createRequire(import.meta.url)("../package.json").version
+
+const chat = Command.make(
+  "chat",
+  {
+    prompt: Args.text({ name: "prompt" }).pipe(
+      Args.withDescription(
+        "The prompt (several words are joined). Without it: the prompt is read from stdin when piped, or an interactive session starts on a terminal."
+      ),
+      Args.repeated
+    ),
+    ...PoolOptions.options,
+    system: Options.text("system").pipe(Options.withDescription("A system prompt."), Options.optional),
+    temperature: Options.float("temperature").pipe(
+      Options.withAlias("t"),
+      Options.withDescription("Sampling temperature, 0 to 2 (default 0.5)."),
+      Options.optional
+    ),
+    topP: Options.float("top-p").pipe(
+      Options.withDescription("Nucleus sampling, 0 to 1 (default 1)."),
+      Options.optional
+    ),
+    presencePenalty: Options.float("presence-penalty").pipe(
+      Options.withDescription("-2 to 2 (default 0)."),
+      Options.optional
+    ),
+    frequencyPenalty: Options.float("frequency-penalty").pipe(
+      Options.withDescription("-2 to 2 (default 0)."),
+      Options.optional
+    ),
+    maxTokens: Options.integer("max-tokens").pipe(
+      Options.withDescription("The longest reply, in tokens."),
+      Options.optional
+    ),
+    noStream: Options.boolean("no-stream").pipe(
+      Options.withDescription("Ask for the whole reply at once instead of a stream.")
+    ),
+    json: Options.boolean("json").pipe(
+      Options.withDescription(
+        'For scripts: one JSON object per line on stdout, {"type":"delta",...} per delta, then {"type":"result",...} or {"type":"error",...}.'
+      )
+    )
+  },
+  Chat.run
+).pipe(
+  Command.withDescription(
+    "Chat: stream one reply to a prompt, or (no prompt, on a terminal) an interactive session with /reset and /exit."
+  )
+)
+
+const serve = Command.make(
+  "serve",
+  {
+    port: Options.integer("port").pipe(
+      Options.withAlias("p"),
+      Options.withDescription("The port (0 picks a free one)."),
+      Options.withDefault(8787)
+    ),
+    host: Options.text("host").pipe(
+      Options.withDescription("The address to listen on."),
+      Options.withDefault("127.0.0.1")
+    ),
+    reply: Options.text("reply").pipe(
+      Options.withDescription('The reply text (default: "Echo: <your message>" and a sentence).'),
+      Options.optional
+    ),
+    delay: Options.integer("delay").pipe(
+      Options.withDescription("Milliseconds between two streamed chunks."),
+      Options.withDefault(20)
+    ),
+    chunkSize: Options.integer("chunk-size").pipe(
+      Options.withDescription("Characters per streamed delta (default 4)."),
+      Options.optional
+    ),
+    fault: Options.text("fault").pipe(
+      Options.withDescription(
+        `A fault for every chat request: KIND or KIND:N (N: the status of "status", the deltas before a mid-stream fault). KIND: ${Serve.faultKinds.join(", ")}.`
+      ),
+      Options.optional
+    ),
+    accessCode: Options.redacted("access-code").pipe(
+      Options.withDescription("Require this NextChat access code (Bearer nk-<code>)."),
+      Options.optional
+    ),
+    verbose: PoolOptions.options.verbose
+  },
+  Serve.run
+).pipe(Command.withDescription("Run the local test mirror (NextChat-style, with fault injection) until Ctrl-C."))
+
+const servers = Command.make(
+  "servers",
+  {
+    ...PoolOptions.options,
+    json: Options.boolean("json").pipe(Options.withDescription("Print the checks as a JSON array."))
+  },
+  Servers.run
+).pipe(
+  Command.withDescription(
+    "Check each server of the pool (cookies, then a one-token request) and print a table; exit 3 when none works."
+  )
+)
+
+const gateway = Command.make(
+  "gateway",
+  {
+    ...PoolOptions.options,
+    port: Options.integer("port").pipe(
+      Options.withAlias("p"),
+      Options.withDescription("The port (0 picks a free one)."),
+      Options.withDefault(8080)
+    ),
+    host: Options.text("host").pipe(
+      Options.withDescription("The address to listen on; anything but loopback needs --key."),
+      Options.withDefault("127.0.0.1")
+    ),
+    keys: Options.text("key").pipe(
+      Options.withDescription(
+        "A key clients must send as Authorization: Bearer <key>; repeatable. Default: EASYCHAT_GATEWAY_KEYS (comma-separated)."
+      ),
+      Options.repeated
+    ),
+    cors: Options.text("cors").pipe(
+      Options.withDescription("An origin allowed by CORS (e.g. http://localhost:3000); repeatable."),
+      Options.repeated
+    )
+  },
+  Gateway.run
+).pipe(
+  Command.withDescription(
+    "Serve an OpenAI-compatible API (/v1/chat/completions, /v1/models, /health) in front of the pool until Ctrl-C."
+  )
+)
+
+const root: Command.Command<"easychat", never, never, { readonly subcommand: Option.Option<unknown> }> = Command.make(
+  "easychat"
+).pipe(
+  Command.withDescription("Chat with OpenAI-compatible mirrors and servers, with failover across a pool."),
+  Command.withHandler(() => Effect.fail(ValidationError.helpRequested(root.descriptor))),
+  Command.withSubcommands([chat, serve, servers, gateway])
+) as never
+
+const footer = HelpDoc.blocks([
+  HelpDoc.h1("EXIT CODES"),
+  ...ExitCode.table.map(([code, meaning]) => HelpDoc.p(`${String(code).padStart(3)}  ${meaning}`))
+])
+
+const cli = Command.run(root, { name: "easychat", version, footer })
+
+/**
+ * Runs the command on `argv` (as `process.argv`: runtime and script first)
+ * and resolves with the exit code. SIGINT interrupts the run (its
+ * connections close) and gives 130; a second SIGINT exits at once.
+ * @since 0.1.0 @category running
+ */
+export const run = (argv: ReadonlyArray<string>): Promise<number> =>
+  new Promise((resolve) => {
+    const verbose = argv.includes("--verbose") || argv.includes("-v")
+    let signal: "SIGINT" | "SIGTERM" | undefined
+    const program = Effect.flatMap(Effect.console, (console) => {
+      // @effect/cli prints help and errors with ANSI styles: keep them for people only.
+      const plain = !decorated()
+      const strip = (args: ReadonlyArray<unknown>) =>
+        plain ? args.map((a) => (typeof a === "string" ? stripAnsi(a) : a)) : args
+      const program = cli(argv).pipe(
+        Effect.provideService(Chat.LiteralPrompt, argv.includes("--")),
+        // Failures are reported once, by the command; fibers that lose a race are not news.
+        Effect.withUnhandledErrorLogLevel(Option.none())
+      )
+      return Effect.withConsole(program, {
+        ...console,
+        log: (...args) => console.log(...strip(args)),
+        error: (...args) => console.error(...strip(args))
+      })
+    }).pipe(Effect.provide(NodeContext.layer))
+    const fiber = Effect.runFork(program)
+    const onSignal = (name: "SIGINT" | "SIGTERM") => () => {
+      if (signal !== undefined) {
+        // The second signal: stop waiting for finalizers.
+        process.exit(name === "SIGINT" ? ExitCode.interrupted : ExitCode.terminated)
+      }
+      signal = name
+      Effect.runFork(Fiber.interrupt(fiber))
+    }
+    const onInt = onSignal("SIGINT")
+    const onTerm = onSignal("SIGTERM")
+    process.on("SIGINT", onInt)
+    process.on("SIGTERM", onTerm)
+    fiber.addObserver((exit) => {
+      process.off("SIGINT", onInt)
+      process.off("SIGTERM", onTerm)
+      resolve(exitCode(exit, signal, verbose))
+    })
+  })
+
+const exitCode = (
+  exit: Exit.Exit<void, unknown>,
+  signal: "SIGINT" | "SIGTERM" | undefined,
+  verbose: boolean
+): number => {
+  if (Exit.isSuccess(exit)) return ExitCode.ok
+  if (Cause.isInterruptedOnly(exit.cause)) {
+    return signal === "SIGTERM" ? ExitCode.terminated : ExitCode.interrupted
+  }
+  const failure = Cause.failureOption(exit.cause)
+  if (Option.isSome(failure)) {
+    const error = failure.value
+    if (error instanceof ExitCode.Exit) return error.code
+    // @effect/cli has already printed its own message.
+    if (ValidationError.isValidationError(error)) return ExitCode.usage
+  }
+  if (signal !== undefined) return signal === "SIGTERM" ? ExitCode.terminated : ExitCode.interrupted
+  return reportDefect(exit.cause, verbose)
+}

@@ -1,0 +1,221 @@
+// `easychat chat`: one reply for a prompt (argument or stdin), or an
+// interactive session on a terminal.
+import { type ChatDelta, EasyChat, type EasyChatError, type Message } from "@easychat/core"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import * as ExitCode from "../ExitCode.js"
+import * as PoolOptions from "../PoolOptions.js"
+import { runSession } from "./interactive.js"
+import { errorJson, reportError } from "./report.js"
+import { dim, errorLine, spinner } from "./terminal.js"
+import * as Verbose from "./verbose.js"
+
+export interface Parsed extends PoolOptions.Parsed {
+  readonly prompt: ReadonlyArray<string>
+  readonly system: Option.Option<string>
+  readonly temperature: Option.Option<number>
+  readonly topP: Option.Option<number>
+  readonly presencePenalty: Option.Option<number>
+  readonly frequencyPenalty: Option.Option<number>
+  readonly maxTokens: Option.Option<number>
+  readonly noStream: boolean
+  readonly json: boolean
+}
+
+/** Whether the command line had `--`: prompt words that look like options are then meant. */
+export class LiteralPrompt extends Context.Reference<LiteralPrompt>()("@easychat/cli-demo/LiteralPrompt", {
+  defaultValue: () => false
+}) {}
+
+/** What each call needs besides the messages. */
+export interface Turn {
+  readonly chat: EasyChat.Service
+  readonly fields: Record<string, unknown>
+  readonly stream: boolean
+  readonly verbose: boolean
+  readonly attempts: Verbose.Attempts
+}
+
+/** The embedded mirror of `--local`: a little delay per delta so streaming shows. */
+const localMirror: PoolOptions.LocalMirror = { delayMs: 15 }
+
+export const run = (parsed: Parsed): Effect.Effect<void, ExitCode.Exit> => {
+  const attempts: Verbose.Attempts = { failed: 0 }
+  return Effect.scoped(
+    Effect.gen(function* () {
+      const pool = yield* PoolOptions.resolve(parsed, localMirror)
+      if (pool.local !== undefined && parsed.verbose) errorLine(dim(`· local mirror on ${pool.local.url}`))
+      const context = yield* Layer.build(EasyChat.layer(pool.options).pipe(Layer.provide(pool.transport)))
+      const turn: Turn = {
+        chat: Context.get(context, EasyChat.EasyChat),
+        fields: requestFields(parsed),
+        stream: !parsed.noStream,
+        verbose: parsed.verbose,
+        attempts
+      }
+      const system: ReadonlyArray<Message> = Option.isSome(parsed.system)
+        ? [{ role: "system", content: parsed.system.value }]
+        : []
+      const literal = yield* LiteralPrompt
+      const option = literal ? undefined : parsed.prompt.find((word) => /^--?[A-Za-z]/.test(word))
+      if (option !== undefined) {
+        // @effect/cli hands unknown options to the prompt: a typo must not become a question to a public mirror.
+        return yield* new ExitCode.UsageError({
+          reason: `unknown option ${option.split("=")[0]} (put -- before a prompt that starts with -)`
+        })
+      }
+      if (parsed.prompt.length > 0) return yield* oneShot(turn, [...system, user(parsed.prompt.join(" "))], parsed.json)
+      if (process.stdin.isTTY) {
+        if (parsed.json) return yield* new ExitCode.UsageError({ reason: "--json needs a prompt (argument or stdin)" })
+        const code = yield* runSession(turn, system)
+        if (code !== ExitCode.ok) return yield* new ExitCode.Exit({ code })
+        return
+      }
+      const piped = yield* Effect.promise(readStdin)
+      if (piped.trim() === "") {
+        return yield* new ExitCode.UsageError({
+          reason: "no prompt: give one as an argument, pipe it on stdin, or run on a terminal for a session"
+        })
+      }
+      return yield* oneShot(turn, [...system, user(piped.trim())], parsed.json)
+    })
+  ).pipe(
+    Effect.catchAll((error) =>
+      error instanceof ExitCode.Exit
+        ? Effect.fail(error)
+        : Effect.fail(new ExitCode.Exit({ code: reportError(error, parsed.verbose) }))
+    ),
+    Effect.provide(Verbose.layer(parsed.verbose, attempts))
+  )
+}
+
+const user = (content: string): Message => ({ role: "user", content })
+
+const requestFields = (parsed: Parsed): Record<string, unknown> => {
+  const fields: Record<string, unknown> = {}
+  if (Option.isSome(parsed.temperature)) fields.temperature = parsed.temperature.value
+  if (Option.isSome(parsed.topP)) fields.top_p = parsed.topP.value
+  if (Option.isSome(parsed.presencePenalty)) fields.presence_penalty = parsed.presencePenalty.value
+  if (Option.isSome(parsed.frequencyPenalty)) fields.frequency_penalty = parsed.frequencyPenalty.value
+  if (Option.isSome(parsed.maxTokens)) fields.max_tokens = parsed.maxTokens.value
+  return fields
+}
+
+const readStdin = async (): Promise<string> => {
+  const chunks: Array<Buffer> = []
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
+  return Buffer.concat(chunks).toString("utf8")
+}
+
+const json = (value: unknown): void => {
+  process.stdout.write(`${JSON.stringify(value)}\n`)
+}
+
+/** One reply for one prompt; errors are printed here (and as JSON with `--json`). */
+const oneShot = (turn: Turn, messages: ReadonlyArray<Message>, asJson: boolean): Effect.Effect<void, ExitCode.Exit> =>
+  Effect.suspend(() => {
+    let last = ""
+    // Ctrl-C or an error mid-line: what follows starts on a line of its own.
+    const endLine = () => {
+      if (!asJson && last !== "" && !last.endsWith("\n")) process.stdout.write("\n")
+    }
+    return reply(turn, messages, {
+      onDelta: (delta) => {
+        if (asJson) return json({ type: "delta", ...delta })
+        if (delta.content === "") return
+        process.stdout.write(delta.content)
+        last = delta.content
+      },
+      onDone: (result) => {
+        if (asJson) return json({ type: "result", ...result })
+        if (!turn.stream) process.stdout.write(result.content)
+        // A reply that ends without a line end would run into the shell prompt.
+        if (!result.content.endsWith("\n")) process.stdout.write("\n")
+      }
+    }).pipe(
+      Effect.onInterrupt(() => Effect.sync(endLine)),
+      Effect.catchAll(({ error }) => {
+        endLine()
+        const code = reportError(error, turn.verbose)
+        if (asJson) json({ type: "error", exitCode: code, error: errorJson(error) })
+        return new ExitCode.Exit({ code })
+      })
+    )
+  })
+
+export interface Result {
+  readonly content: string
+  readonly finishReason: string | undefined
+  readonly usage: ChatDelta["usage"]
+  readonly model: string | undefined
+  readonly server: string
+}
+
+/** A failed call, with the text already printed before it failed. */
+export interface Failed {
+  readonly error: EasyChatError
+  readonly printed: string
+}
+
+/**
+ * One call, streamed or whole: a spinner until the first token, then each
+ * delta to `onDelta`; `--verbose` lines about attempts and breakers around it.
+ */
+export const reply = (
+  turn: Turn,
+  messages: ReadonlyArray<Message>,
+  handlers: { readonly onDelta: (delta: ChatDelta) => void; readonly onDone: (result: Result) => void }
+): Effect.Effect<Result, Failed> =>
+  Effect.gen(function* () {
+    const { chat } = turn
+    const before = yield* chat.pool.health
+    turn.attempts.failed = 0
+    const spin = spinner("waiting for a reply")
+    let printed = ""
+    const request = { ...turn.fields, messages }
+    const call: Effect.Effect<Result, EasyChatError> = turn.stream
+      ? Effect.suspend(() => {
+          let finishReason: string | undefined
+          let usage: ChatDelta["usage"]
+          let server = ""
+          return chat.stream(request).pipe(
+            Stream.runForEachChunk((chunk) =>
+              Effect.sync(() => {
+                spin.stop()
+                for (const delta of chunk) {
+                  printed += delta.content
+                  server = delta.server
+                  if (delta.finishReason !== undefined) finishReason = delta.finishReason
+                  if (delta.usage !== undefined) usage = delta.usage
+                  handlers.onDelta(delta)
+                }
+              })
+            ),
+            Effect.map(() => ({ content: printed, finishReason, usage, model: undefined, server }))
+          )
+        })
+      : Effect.map(chat.complete(request), (c) => ({
+          content: c.content,
+          finishReason: c.finishReason,
+          usage: c.usage,
+          model: c.model,
+          server: c.server
+        }))
+    const result = yield* call.pipe(
+      Effect.ensuring(Effect.sync(spin.stop)),
+      Effect.mapError((error): Failed => ({ error, printed })),
+      Effect.ensuring(
+        Effect.flatMap(chat.pool.health, (after) =>
+          Effect.sync(() => {
+            if (turn.verbose) Verbose.printBreakerChanges(before, after)
+          })
+        )
+      )
+    )
+    handlers.onDone(result)
+    if (turn.verbose) Verbose.success(result.server, turn.attempts, yield* chat.pool.health)
+    return result
+  })
