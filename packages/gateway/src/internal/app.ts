@@ -57,6 +57,10 @@ const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "obj
 const encoder = new TextEncoder()
 const decoder = new TextDecoder("utf-8", { fatal: true })
 
+// A body over the limit is still read to its end (and dropped) up to this much more, so that the client,
+// still sending, gets its 413; stopping at once would destroy the socket under it. Beyond that: a reset.
+const DISCARD_LIMIT = 16 * 1024 * 1024
+
 /** Reads at most `max` bytes: a declared length over it is refused before reading anything. */
 const readBody = (request: HttpServerRequest.HttpServerRequest, max: number) =>
   Effect.gen(function* () {
@@ -73,10 +77,11 @@ const readBody = (request: HttpServerRequest.HttpServerRequest, max: number) =>
     yield* Stream.runForEachChunk(request.stream, (chunk) => {
       for (const part of chunk) {
         size += part.length
-        parts.push(part)
+        if (size <= max) parts.push(part)
       }
-      return size > max ? tooLarge : Effect.void
+      return size > max + DISCARD_LIMIT ? tooLarge : Effect.void
     })
+    if (size > max) return yield* tooLarge
     const bytes = new Uint8Array(size)
     let offset = 0
     for (const part of parts) {
