@@ -39,7 +39,7 @@ export interface RawResponse {
   readonly text: string
 }
 
-/** One request with node:http: exact control of headers and body (chunked when `chunked`). */
+/** One request on a fresh connection with node:http: exact control of headers and body (chunked when `chunked`). */
 export const raw = (
   url: string,
   init: {
@@ -50,18 +50,22 @@ export const raw = (
   } = {}
 ): Promise<RawResponse> =>
   new Promise((resolve, reject) => {
-    const request = http.request(url, { method: init.method ?? "GET", headers: init.headers ?? {} }, (response) => {
-      const parts: Array<Buffer> = []
-      response.on("data", (part: Buffer) => parts.push(part))
-      response.on("end", () =>
-        resolve({
-          status: response.statusCode ?? 0,
-          headers: response.headers,
-          text: Buffer.concat(parts).toString("utf8")
-        })
-      )
-      response.on("error", reject)
-    })
+    const request = http.request(
+      url,
+      { method: init.method ?? "GET", headers: init.headers ?? {}, agent: false },
+      (response) => {
+        const parts: Array<Buffer> = []
+        response.on("data", (part: Buffer) => parts.push(part))
+        response.on("end", () =>
+          resolve({
+            status: response.statusCode ?? 0,
+            headers: response.headers,
+            text: Buffer.concat(parts).toString("utf8")
+          })
+        )
+        response.on("error", reject)
+      }
+    )
     request.on("error", reject)
     if (init.body !== undefined) {
       if (init.chunked) {
