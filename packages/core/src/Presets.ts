@@ -67,6 +67,8 @@ export interface Options {
   }
   /** The largest SSE event accepted, in bytes (default 1 MiB). */
   readonly maxEventSize?: number
+  /** The largest whole (non-stream) reply or error body read, in bytes (default 8 MiB). */
+  readonly maxReplySize?: number
   /**
    * Headers that depend on the server (the browser-like `origin` and
    * `referer` of the EasyChat preset). `headers` override them.

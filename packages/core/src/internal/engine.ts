@@ -122,6 +122,44 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
       )
     )
 
+  /**
+   * Reads at most `limit` bytes of a body as text. Error pages and whole
+   * replies are read this way so a hostile server cannot grow memory; reading
+   * stops (and the connection is released) once the limit is passed.
+   */
+  const readText = (server: string, response: HttpClientResponse.HttpClientResponse, limit: number) =>
+    Effect.suspend(() => {
+      const decoder = new TextDecoder()
+      return Stream.runFoldWhile(
+        response.stream,
+        { text: "", bytes: 0, truncated: false },
+        (state) => !state.truncated,
+        (state, bytes) => {
+          const room = limit - state.bytes
+          const piece = bytes.length > room ? bytes.subarray(0, room) : bytes
+          return {
+            text: state.text + decoder.decode(piece, { stream: true }),
+            bytes: state.bytes + bytes.length,
+            truncated: bytes.length > room
+          }
+        }
+      ).pipe(
+        Effect.map((state) => (state.truncated ? state : { ...state, text: state.text + decoder.decode() })),
+        Effect.mapError((e) => new TransportError({ server, detail: describe(e) }))
+      )
+    })
+
+  // An error page only feeds a short excerpt: 64 KiB is plenty.
+  const ERROR_BODY_LIMIT = 64 * 1024
+  const readErrorBody = (server: string, response: HttpClientResponse.HttpClientResponse) =>
+    Effect.orElseSucceed(
+      withHeadersTimeout(
+        server,
+        Effect.map(readText(server, response, ERROR_BODY_LIMIT), (r) => r.text)
+      ),
+      () => ""
+    )
+
   const baseHeaders = (server: string, url: string, now: number): Record<string, string> => {
     const headers = settings.headersFor(server)
     const cookie = cookies.header(server, url, now)
@@ -206,13 +244,7 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
 
   const statusError = (server: string, response: HttpClientResponse.HttpClientResponse) =>
     Effect.gen(function* () {
-      const text = yield* Effect.orElseSucceed(
-        withHeadersTimeout(
-          server,
-          Effect.mapError(response.text, () => undefined as never)
-        ),
-        () => ""
-      )
+      const text = yield* readErrorBody(server, response)
       let body = excerpt(text, secretsOf(server))
       try {
         body = excerpt(serverMessage(JSON.parse(text)) ?? body, secretsOf(server))
@@ -248,29 +280,21 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
     })
 
   const unexpected = (server: string, response: HttpClientResponse.HttpClientResponse, expected: string) =>
-    Effect.flatMap(
-      Effect.orElseSucceed(
-        withHeadersTimeout(
+    Effect.flatMap(readErrorBody(server, response), (text) =>
+      Effect.fail(
+        new UnexpectedContentType({
           server,
-          Effect.mapError(response.text, () => undefined as never)
-        ),
-        () => ""
-      ),
-      (text) =>
-        Effect.fail(
-          new UnexpectedContentType({
-            server,
-            contentType: contentTypeOf(response),
-            expected,
-            body: excerpt(text, secretsOf(server))
-          })
-        )
+          contentType: contentTypeOf(response),
+          expected,
+          body: excerpt(text, secretsOf(server))
+        })
+      )
     )
 
   /** A JSON answer to a stream request: an error body, or the wrong content type. */
   const jsonInsteadOfStream = (server: string, response: HttpClientResponse.HttpClientResponse) =>
     Effect.gen(function* () {
-      const text = yield* Effect.mapError(response.text, (e) => new TransportError({ server, detail: describe(e) }))
+      const text = yield* readErrorBody(server, response)
       let body: unknown
       try {
         body = JSON.parse(text)
@@ -443,13 +467,18 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
         return { content, finishReason, usage, model: undefined, server }
       }
       if (!isJson(contentType)) return yield* unexpected(server, response, "application/json")
-      const text = yield* Effect.timeoutFail(
-        Effect.mapError(response.text, (e) => new TransportError({ server, detail: describe(e) })),
-        {
-          duration: timeouts.firstToken,
-          onTimeout: () => new Timeout({ server, phase: "firstToken", millis: millis(timeouts.firstToken) })
-        }
-      )
+      const read = yield* Effect.timeoutFail(readText(server, response, settings.maxReplySize), {
+        duration: timeouts.firstToken,
+        onTimeout: () => new Timeout({ server, phase: "firstToken", millis: millis(timeouts.firstToken) })
+      })
+      if (read.truncated) {
+        return yield* new DecodeError({
+          reason: "EventTooLarge",
+          detail: `the whole reply is larger than maxReplySize (${settings.maxReplySize} bytes)`,
+          server
+        })
+      }
+      const text = read.text
       const body = yield* Effect.try({ try: () => parseJson(server, text), catch: (e) => e as DecodeError })
       const reply = completionOf(server, body, secretsOf(server))
       if (reply._tag === "Error") return yield* reply.error

@@ -29,6 +29,7 @@ export interface Settings {
     readonly total: Duration.Duration
   }
   readonly maxEventSize: number
+  readonly maxReplySize: number
 }
 
 const fail = (field: string, rule: string) => Either.left(new InvalidRequest({ field, rule }))
@@ -130,6 +131,10 @@ export const resolve = (options: Options = {}): Either.Either<Settings, InvalidR
     if (!Number.isInteger(maxEventSize) || maxEventSize < 1) {
       return yield* fail("maxEventSize", "must be a positive integer")
     }
+    const maxReplySize = o.maxReplySize ?? 8 * 1024 * 1024
+    if (!Number.isInteger(maxReplySize) || maxReplySize < 1) {
+      return yield* fail("maxReplySize", "must be a positive integer")
+    }
     const strategy = o.strategy ?? "random"
     if (strategy !== "random" && strategy !== "round-robin") {
       return yield* fail("strategy", "must be random or round-robin")
@@ -160,6 +165,7 @@ export const resolve = (options: Options = {}): Either.Either<Settings, InvalidR
         idle: yield* duration(o.timeouts?.idle, "30 seconds", "timeouts.idle"),
         total: yield* duration(o.timeouts?.total, "10 minutes", "timeouts.total")
       },
-      maxEventSize
+      maxEventSize,
+      maxReplySize
     }
   })
