@@ -1,0 +1,171 @@
+// The streaming clients compared end to end, each used the way its users
+// write it. Every one counts the content deltas and characters it received,
+// so that a client that loses or merges pieces is caught.
+import { EasyChat, Presets } from "@easychat/core"
+import * as FetchTransport from "@easychat/transport-fetch"
+import * as NodeTransport from "@easychat/transport-node"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Stream from "effect/Stream"
+import { createParser } from "eventsource-parser"
+import OpenAI from "openai"
+import * as undici from "undici"
+
+export interface Received {
+  deltas: number
+  characters: number
+  /** `performance.now()` when the first content delta reached the caller. */
+  first: number
+  readonly probe: Probe | undefined
+}
+
+/** Called every `every` deltas (the memory section samples RSS with it). */
+export interface Probe {
+  readonly every: number
+  readonly at: () => void
+}
+
+export interface StreamClient {
+  readonly name: string
+  /** Streams one reply to the end. */
+  readonly run: (probe?: Probe) => Promise<Received>
+  readonly close: () => Promise<void>
+}
+
+export const model = "gpt-4o-mini"
+export const messages = [{ role: "user" as const, content: "Tell me about server-sent events." }]
+
+const received = (probe?: Probe): Received => ({ deltas: 0, characters: 0, first: 0, probe })
+
+const count = (into: Received, content: string) => {
+  if (into.deltas === 0) into.first = performance.now()
+  into.deltas++
+  into.characters += content.length
+  if (into.probe !== undefined && into.deltas % into.probe.every === 0) into.probe.at()
+}
+
+/** Round-robin over the servers, for the clients that take one base URL. */
+const rotate = <A>(items: ReadonlyArray<A>) => {
+  let i = 0
+  return () => items[i++ % items.length]!
+}
+
+const oursOptions = (urls: ReadonlyArray<string>) => ({
+  ...Presets.openAICompatible(urls[0]!),
+  servers: urls,
+  strategy: "round-robin" as const,
+  model
+})
+
+/** Ours, Promise facade: `createClient` from a transport package, `for await` over text pieces. */
+export const oursFacade = (kind: "node" | "fetch", urls: ReadonlyArray<string>): StreamClient => {
+  const client =
+    kind === "node" ? NodeTransport.createClient(oursOptions(urls)) : FetchTransport.createClient(oursOptions(urls))
+  return {
+    name: `ours, Promise facade, ${kind} transport`,
+    run: async (probe) => {
+      const into = received(probe)
+      for await (const piece of client.stream({ messages })) count(into, piece)
+      return into
+    },
+    close: () => client.close()
+  }
+}
+
+/** Ours, Effect API: `EasyChat.stream` consumed a chunk (one network read) at a time. */
+export const oursStream = (kind: "node" | "fetch", urls: ReadonlyArray<string>): StreamClient => {
+  const transport = kind === "node" ? NodeTransport.layer() : FetchTransport.layer()
+  const runtime = ManagedRuntime.make(EasyChat.layer(oursOptions(urls)).pipe(Layer.provide(transport)))
+  const program = (into: Received) =>
+    Effect.flatMap(EasyChat.EasyChat, (chat) =>
+      Stream.runForEachChunk(chat.stream({ messages }), (deltas) => {
+        for (const delta of deltas) if (delta.content !== "") count(into, delta.content)
+        return Effect.void
+      })
+    )
+  return {
+    name: `ours, Effect Stream, ${kind} transport`,
+    run: async (probe) => {
+      const into = received(probe)
+      await runtime.runPromise(program(into))
+      return into
+    },
+    close: () => runtime.dispose()
+  }
+}
+
+/** The `openai` package as its README shows, pointed at the mirror. */
+export const openai = (urls: ReadonlyArray<string>): StreamClient => {
+  const next = rotate(urls.map((url) => new OpenAI({ baseURL: `${url}/v1`, apiKey: "sk-bench-not-a-secret" })))
+  return {
+    name: "openai client",
+    run: async () => {
+      const into = received()
+      const stream = await next().chat.completions.create({ model, messages, stream: true })
+      for await (const chunk of stream) {
+        const content = chunk.choices[0]?.delta?.content
+        if (typeof content === "string" && content !== "") count(into, content)
+      }
+      return into
+    },
+    close: async () => {}
+  }
+}
+
+/**
+ * Raw undici (`undici.request`, its keep-alive global agent) with
+ * eventsource-parser behind a streaming TextDecoder: the hand-written client.
+ */
+export const rawUndici = (urls: ReadonlyArray<string>): StreamClient => {
+  const next = rotate(urls.map((url) => `${url}/v1/chat/completions`))
+  const body = JSON.stringify({ model, messages, stream: true })
+  return {
+    name: "raw undici + eventsource-parser",
+    run: async () => {
+      const into = received()
+      const response = await undici.request(next(), {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "text/event-stream" },
+        body
+      })
+      if (response.statusCode !== 200) throw new Error(`status ${response.statusCode}`)
+      // Read to the end rather than break at [DONE]: breaking destroys the body and its socket.
+      let done = false
+      const parser = createParser({
+        onEvent: (event) => {
+          if (done || event.data === "[DONE]") {
+            done = true
+            return
+          }
+          const content = JSON.parse(event.data).choices[0]?.delta?.content
+          if (typeof content === "string" && content !== "") count(into, content)
+        }
+      })
+      const text = new TextDecoder()
+      for await (const bytes of response.body) parser.feed(text.decode(bytes, { stream: true }))
+      return into
+    },
+    close: async () => {}
+  }
+}
+
+/** Bytes only, no decoding: how fast the mirror and loopback deliver, the ceiling of every client. */
+export const drainOnly = (urls: ReadonlyArray<string>, expectedDeltas: number): StreamClient => {
+  const next = rotate(urls.map((url) => `${url}/v1/chat/completions`))
+  const body = JSON.stringify({ model, messages, stream: true })
+  return {
+    name: "bytes only (undici, no decoding): the mirror's ceiling",
+    run: async () => {
+      const response = await undici.request(next(), {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "text/event-stream" },
+        body
+      })
+      let first = 0
+      for await (const _ of response.body) if (first === 0) first = performance.now()
+      return { deltas: expectedDeltas, characters: -1, first, probe: undefined }
+    },
+    close: async () => {}
+  }
+}

@@ -1,0 +1,97 @@
+// Section 3: end to end over loopback against a MirrorServer in a child process.
+
+import * as Clients from "./clients.js"
+import { replyText } from "./corpus.js"
+import * as MirrorProcess from "./mirrorProcess.js"
+import { fmt, mark, median, type RunConfig, ratio, type SectionResult, type TargetResult, table } from "./report.js"
+import { type Sampled, sample } from "./rounds.js"
+
+export const run = async (config: RunConfig): Promise<SectionResult> => {
+  const deltas = config.quick ? 2000 : 20000
+  // The mirror writes 200 events per socket write: one write per event would make
+  // the mirror, not the clients, the bottleneck (see the ceiling row).
+  const batch = 200
+  const mirror = await MirrorProcess.start({ reply: replyText, chunkSize: 4, deltas, batch, usage: "never" })
+  const urls = mirror.urls
+  const clients = [
+    Clients.oursFacade("node", urls),
+    Clients.oursStream("node", urls),
+    Clients.oursFacade("fetch", urls),
+    Clients.oursStream("fetch", urls),
+    Clients.openai(urls),
+    Clients.rawUndici(urls),
+    Clients.drainOnly(urls, deltas)
+  ]
+  const results = await sample(clients, mirror, config.quick ? 2 : 12, config.quick ? 1 : 3, deltas)
+  await Promise.all(clients.map((client) => client.close()))
+  await mirror.close()
+
+  const rate = (r: Sampled) => deltas / (median(r.wall) / 1000)
+  const cpuPer1000 = (r: Sampled) => median(r.cpu) / (deltas / 1000)
+  const find = (prefix: string) => results.find((r) => r.client.name.startsWith(prefix))!
+  const openai = find("openai")
+  const raw = find("raw undici")
+  const rows = results.map((r) => [
+    r.client.name,
+    fmt(rate(r)),
+    fmt(median(r.wall)),
+    fmt(cpuPer1000(r)),
+    r.client === results[results.length - 1]!.client ? "" : ratio(rate(r) / rate(openai)),
+    r.client === results[results.length - 1]!.client ? "" : ratio(cpuPer1000(r) / cpuPer1000(raw)),
+    String(r.connections)
+  ])
+
+  const targets: Array<TargetResult> = []
+  const target = (what: string, r: Sampled, need: number) => {
+    const reached = rate(r) / rate(openai)
+    targets.push({
+      what: `e2e: ${what} vs openai client, chunks/s`,
+      target: `≥ ${need}×`,
+      reached: ratio(reached),
+      met: reached >= need
+    })
+  }
+  const facade = find("ours, Promise facade, node")
+  target("ours, Promise facade, node transport", facade, 2.5)
+  const cpuRatio = cpuPer1000(facade) / cpuPer1000(raw)
+  targets.push({
+    what: "e2e: ours, Promise facade, node transport, CPU per chunk vs raw undici + eventsource-parser",
+    target: "≤ 1.3×",
+    reached: ratio(cpuRatio),
+    met: cpuRatio <= 1.3
+  })
+  target("ours, Effect Stream, node transport", find("ours, Effect Stream, node"), 2.2)
+  target("ours, Promise facade, fetch transport", find("ours, Promise facade, fetch"), 2.0)
+  target("ours, Effect Stream, fetch transport", find("ours, Effect Stream, fetch"), 2.0)
+  const rawVsOpenai = rate(raw) / rate(openai)
+
+  const markdown = [
+    `One stream of ${fmt(deltas)} content chunks (the mixed-script reply of section 1 cut into 4-character pieces, ` +
+      `about 180 bytes per event) from a \`MirrorServer\` in a child process (${batch} events per socket write), ` +
+      "over loopback, keep-alive connections. " +
+      `Each client runs once per round, in turn; ${config.quick ? 1 : 3} warm-up rounds, then the median of ` +
+      `${config.quick ? 2 : 12} rounds. CPU is \`process.cpuUsage\` of this process only (the client's); ` +
+      `"connections" is how many TCP connections the mirror accepted during the measured rounds.`,
+    "",
+    table(
+      [
+        "client",
+        "chunks/s",
+        "ms per stream",
+        "CPU ms per 1,000 chunks",
+        "chunks/s vs openai",
+        "CPU vs raw undici",
+        "connections"
+      ],
+      rows
+    ),
+    "",
+    `Raw undici + eventsource-parser reaches ${ratio(rawVsOpenai)} the openai client's chunks per second here.`,
+    "",
+    table(
+      ["target", "reached", ""],
+      targets.map((t) => [`${t.what.replace(/^e2e: /, "")} ${t.target}`, t.reached, mark(t.met)])
+    )
+  ].join("\n")
+  return { title: "3. End to end over loopback", markdown, targets }
+}

@@ -1,0 +1,47 @@
+// Interleaved sampling of streaming clients against a mirror process.
+import type * as Clients from "./clients.js"
+import type * as MirrorProcess from "./mirrorProcess.js"
+import { cpuMillis, gc, settle } from "./report.js"
+
+export interface Sampled {
+  readonly client: Clients.StreamClient
+  readonly wall: Array<number>
+  readonly cpu: Array<number>
+  connections: number
+}
+
+/**
+ * Runs every client once per round, in turn, so that drift of the machine
+ * (other load, thermal) spreads evenly; the first rounds only warm up.
+ */
+export const sample = async (
+  clients: ReadonlyArray<Clients.StreamClient>,
+  mirror: MirrorProcess.MirrorProcess,
+  rounds: number,
+  warmup: number,
+  expectedDeltas: number
+): Promise<Array<Sampled>> => {
+  const results: Array<Sampled> = clients.map((client) => ({ client, wall: [], cpu: [], connections: 0 }))
+  for (let round = 0; round < warmup + rounds; round++) {
+    for (const result of results) {
+      gc()
+      await settle(5)
+      const before = await mirror.stats()
+      const c0 = cpuMillis()
+      const t0 = performance.now()
+      const got = await result.client.run()
+      const wall = performance.now() - t0
+      const cpu = cpuMillis() - c0
+      const after = await mirror.stats()
+      if (got.deltas !== expectedDeltas) {
+        throw new Error(`${result.client.name} received ${got.deltas} deltas, the mirror sent ${expectedDeltas}`)
+      }
+      if (round >= warmup) {
+        result.wall.push(wall)
+        result.cpu.push(cpu)
+        result.connections += after.connections - before.connections
+      }
+    }
+  }
+  return results
+}

@@ -1,0 +1,85 @@
+// Section 4: time to first delta on a warm (keep-alive) connection.
+
+import * as Clients from "./clients.js"
+import { replyText } from "./corpus.js"
+import * as MirrorProcess from "./mirrorProcess.js"
+import { fmt, mark, median, type RunConfig, type SectionResult, type TargetResult, table } from "./report.js"
+import { sample } from "./rounds.js"
+
+export const run = async (config: RunConfig): Promise<SectionResult> => {
+  const deltas = 20
+  // One event per socket write, as a model streams tokens: the first delta travels alone.
+  const mirror = await MirrorProcess.start({ reply: replyText, chunkSize: 4, deltas, batch: 1, usage: "never" })
+  const urls = mirror.urls
+  const clients = [
+    Clients.rawUndici(urls),
+    Clients.oursFacade("node", urls),
+    Clients.oursStream("node", urls),
+    Clients.oursFacade("fetch", urls),
+    Clients.openai(urls)
+  ]
+  // `first` is taken inside each client when the first content delta reaches the caller.
+  const firsts = new Map<Clients.StreamClient, Array<number>>()
+  const timed = clients.map(
+    (client): Clients.StreamClient => ({
+      ...client,
+      run: async () => {
+        const t0 = performance.now()
+        const got = await client.run()
+        const list = firsts.get(client) ?? []
+        list.push(got.first - t0)
+        firsts.set(client, list)
+        return got
+      }
+    })
+  )
+  const rounds = config.quick ? 10 : 300
+  const warmup = config.quick ? 3 : 30
+  const results = await sample(timed, mirror, rounds, warmup, deltas)
+  await Promise.all(clients.map((client) => client.close()))
+  await mirror.close()
+
+  // Only the measured rounds: drop the warm-up ones.
+  const ttfd = (i: number) => median(firsts.get(clients[i]!)!.slice(warmup))
+  const raw = ttfd(0)
+  const rows = results.map((r, i) => [
+    r.client.name,
+    fmt(ttfd(i), 3),
+    i === 0 ? "" : `${ttfd(i) - raw >= 0 ? "+" : ""}${fmt(ttfd(i) - raw, 2)}`,
+    fmt(median(r.wall), 3),
+    fmt(median(r.cpu), 3),
+    String(r.connections)
+  ])
+  const targets: Array<TargetResult> = []
+  const facadeAdded = ttfd(1) - raw
+  targets.push({
+    what: "time to first delta, ours (Promise facade, node transport) minus raw undici, median",
+    target: "≤ 1 ms",
+    reached: `${fmt(facadeAdded, 2)} ms`,
+    met: facadeAdded <= 1
+  })
+  const streamAdded = ttfd(2) - raw
+  targets.push({
+    what: "time to first delta, ours (Effect Stream, node transport) minus raw undici, median",
+    target: "≤ 1 ms",
+    reached: `${fmt(streamAdded, 2)} ms`,
+    met: streamAdded <= 1
+  })
+  const markdown = [
+    `A ${deltas}-delta reply, one event per socket write, from a \`MirrorServer\` in a child process. ` +
+      `Each client runs once per round, in turn, ${warmup} warm-up rounds then ${rounds} measured: every request ` +
+      'after the first reuses a keep-alive connection (the "connections" column counts new ones in the measured rounds). ' +
+      "Time to first delta: from the call until the first content delta reaches the caller's loop. CPU: this process, per request. Medians, ms.",
+    "",
+    table(
+      ["client", "time to first delta", "added vs raw undici", "whole reply", "CPU per request", "connections"],
+      rows
+    ),
+    "",
+    table(
+      ["target", "reached", ""],
+      targets.map((t) => [`${t.what} ${t.target}`, t.reached, mark(t.met)])
+    )
+  ].join("\n")
+  return { title: "4. Time to first delta, warm connection", markdown, targets }
+}
