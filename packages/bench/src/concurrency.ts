@@ -1,7 +1,6 @@
 // Section 6: many simultaneous streams from one process against a pool of mirrors.
 import * as Clients from "./clients.js"
 import { replyText } from "./corpus.js"
-import * as MirrorProcess from "./mirrorProcess.js"
 import {
   cpuMillis,
   fmt,
@@ -15,6 +14,7 @@ import {
   type TargetResult,
   table
 } from "./report.js"
+import * as Services from "./services.js"
 
 interface Outcome {
   readonly wall: number
@@ -42,10 +42,10 @@ const burst = async (client: Clients.StreamClient, streams: number, deltas: numb
 }
 
 export const run = async (config: RunConfig): Promise<SectionResult> => {
-  const streams = config.quick ? 20 : 200
-  const deltas = config.quick ? 200 : 2000
+  const streams = config.quick ? 10 : 200
+  const deltas = config.quick ? 100 : 2000
   const servers = 4
-  const mirror = await MirrorProcess.start(
+  const mirror = await Services.startMirrors(
     { reply: replyText, chunkSize: 4, deltas, batch: 200, usage: "never" },
     servers
   )

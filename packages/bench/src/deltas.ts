@@ -166,8 +166,8 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
     return tally
   }
 
-  const small = chatCorpusOfSize(config.quick ? 8 * 1024 : 64 * 1024)
-  const big = chatCorpusOfSize(config.quick ? 32 * 1024 : 512 * 1024)
+  const small = chatCorpusOfSize(config.quick ? 2 * 1024 : 64 * 1024)
+  const big = chatCorpusOfSize(config.quick ? 16 * 1024 : 512 * 1024)
   const sizes = config.quick ? [1, 64, 65536] : [1, 8, 64, 1024, 65536]
   const paths: ReadonlyArray<readonly [string, (chunks: ReadonlyArray<Uint8Array>) => Tally | Promise<Tally>]> = [
     ["ours: core decode path", oursDecodeLoop],

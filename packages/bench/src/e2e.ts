@@ -2,16 +2,16 @@
 
 import * as Clients from "./clients.js"
 import { replyText } from "./corpus.js"
-import * as MirrorProcess from "./mirrorProcess.js"
 import { fmt, mark, median, type RunConfig, ratio, type SectionResult, type TargetResult, table } from "./report.js"
 import { type Sampled, sample } from "./rounds.js"
+import * as Services from "./services.js"
 
 export const run = async (config: RunConfig): Promise<SectionResult> => {
-  const deltas = config.quick ? 2000 : 20000
+  const deltas = config.quick ? 1000 : 20000
   // The mirror writes 200 events per socket write: one write per event would make
   // the mirror, not the clients, the bottleneck (see the ceiling row).
   const batch = 200
-  const mirror = await MirrorProcess.start({ reply: replyText, chunkSize: 4, deltas, batch, usage: "never" })
+  const mirror = await Services.startMirrors({ reply: replyText, chunkSize: 4, deltas, batch, usage: "never" })
   const urls = mirror.urls
   const clients = [
     Clients.oursFacade("node", urls),
@@ -22,7 +22,9 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
     Clients.rawUndici(urls),
     Clients.drainOnly(urls, deltas)
   ]
-  const results = await sample(clients, mirror, config.quick ? 2 : 12, config.quick ? 1 : 3, deltas)
+  const rounds = config.quick ? 2 : 12
+  const warmup = config.quick ? 1 : 3
+  const results = await sample(clients, mirror, rounds, warmup, deltas)
   await Promise.all(clients.map((client) => client.close()))
   await mirror.close()
 
@@ -69,8 +71,8 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
     `One stream of ${fmt(deltas)} content chunks (the mixed-script reply of section 1 cut into 4-character pieces, ` +
       `about 180 bytes per event) from a \`MirrorServer\` in a child process (${batch} events per socket write), ` +
       "over loopback, keep-alive connections. " +
-      `Each client runs once per round, in turn; ${config.quick ? 1 : 3} warm-up rounds, then the median of ` +
-      `${config.quick ? 2 : 12} rounds. CPU is \`process.cpuUsage\` of this process only (the client's); ` +
+      `Each client runs once per round, in turn; ${warmup} warm-up round(s), then the median of ` +
+      `${rounds} rounds. CPU is \`process.cpuUsage\` of this process only (the client's); ` +
       `"connections" is how many TCP connections the mirror accepted during the measured rounds.`,
     "",
     table(

@@ -4,8 +4,8 @@ import { Mirror } from "@easychat/testkit"
 import { model } from "./clients.js"
 import { replyText } from "./corpus.js"
 import type { MemoryReport, MemorySpec } from "./memoryChild.js"
-import * as MirrorProcess from "./mirrorProcess.js"
 import { bytesLabel, fmt, mark, mib, type RunConfig, type SectionResult, type TargetResult, table } from "./report.js"
+import * as Services from "./services.js"
 
 /** Mean bytes of one content event as the mirror writes it (its ids and timestamps have the same lengths). */
 const eventBytes = (): number => {
@@ -35,9 +35,9 @@ const measure = (spec: MemorySpec): Promise<MemoryReport> =>
 
 export const run = async (config: RunConfig): Promise<SectionResult> => {
   const perEvent = eventBytes()
-  const sizes = config.quick ? [4 * 2 ** 20, 16 * 2 ** 20] : [64 * 2 ** 20, 256 * 2 ** 20]
+  const sizes = config.quick ? [2 * 2 ** 20, 8 * 2 ** 20] : [64 * 2 ** 20, 256 * 2 ** 20]
   const deltasOf = (bytes: number) => Math.ceil(bytes / perEvent)
-  const mirror = await MirrorProcess.start([
+  const mirror = await Services.startMirrors([
     { reply: replyText, chunkSize: 4, deltas: 100, batch: 200, usage: "never" },
     ...sizes.map((bytes) => ({
       reply: replyText,
@@ -50,7 +50,8 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
   const rows: Array<Array<string>> = []
   const targets: Array<TargetResult> = []
   const limit = 32 * 2 ** 20
-  for (const kind of ["facade", "stream"] as const) {
+  // --quick checks the facade only: each measurement is a fresh process.
+  for (const kind of config.quick ? (["facade"] as const) : (["facade", "stream"] as const)) {
     const peaks: Array<number> = []
     for (let i = 0; i < sizes.length; i++) {
       const deltas = deltasOf(sizes[i]!)

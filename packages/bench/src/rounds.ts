@@ -1,7 +1,7 @@
 // Interleaved sampling of streaming clients against a mirror process.
 import type * as Clients from "./clients.js"
-import type * as MirrorProcess from "./mirrorProcess.js"
 import { cpuMillis, gc, settle } from "./report.js"
+import type * as Services from "./services.js"
 
 export interface Sampled {
   readonly client: Clients.StreamClient
@@ -16,7 +16,7 @@ export interface Sampled {
  */
 export const sample = async (
   clients: ReadonlyArray<Clients.StreamClient>,
-  mirror: MirrorProcess.MirrorProcess,
+  mirror: Services.ServiceProcess,
   rounds: number,
   warmup: number,
   expectedDeltas: number

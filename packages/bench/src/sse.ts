@@ -111,8 +111,8 @@ const check = async (name: string, decode: Decode, c: Case, expected: Tally): Pr
 }
 
 export const run = async (config: RunConfig): Promise<SectionResult> => {
-  const chat = chatCorpusOfSize(config.quick ? 32 * 1024 : 512 * 1024)
-  const crlf = chatCorpusOfSize(config.quick ? 32 * 1024 : 512 * 1024, "\r\n")
+  const chat = chatCorpusOfSize(config.quick ? 16 * 1024 : 512 * 1024)
+  const crlf = chatCorpusOfSize(config.quick ? 16 * 1024 : 512 * 1024, "\r\n")
   const large = singleEventCorpus(1024 * 1024)
   const sizes = config.quick ? [1, 64, 65536] : [1, 8, 64, 1024, 65536]
   const cases: Array<Case> = [

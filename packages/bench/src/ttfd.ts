@@ -2,14 +2,14 @@
 
 import * as Clients from "./clients.js"
 import { replyText } from "./corpus.js"
-import * as MirrorProcess from "./mirrorProcess.js"
 import { fmt, mark, median, type RunConfig, type SectionResult, type TargetResult, table } from "./report.js"
 import { sample } from "./rounds.js"
+import * as Services from "./services.js"
 
 export const run = async (config: RunConfig): Promise<SectionResult> => {
   const deltas = 20
   // One event per socket write, as a model streams tokens: the first delta travels alone.
-  const mirror = await MirrorProcess.start({ reply: replyText, chunkSize: 4, deltas, batch: 1, usage: "never" })
+  const mirror = await Services.startMirrors({ reply: replyText, chunkSize: 4, deltas, batch: 1, usage: "never" })
   const urls = mirror.urls
   const clients = [
     Clients.rawUndici(urls),
@@ -33,8 +33,8 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
       }
     })
   )
-  const rounds = config.quick ? 10 : 300
-  const warmup = config.quick ? 3 : 30
+  const rounds = config.quick ? 5 : 300
+  const warmup = config.quick ? 2 : 30
   const results = await sample(timed, mirror, rounds, warmup, deltas)
   await Promise.all(clients.map((client) => client.close()))
   await mirror.close()

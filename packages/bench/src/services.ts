@@ -1,0 +1,119 @@
+// Servers in child processes (local mirrors, the gateway), so that their CPU
+// is not counted as the client's and they do not share its event loop.
+import { type ChildProcess, fork } from "node:child_process"
+import type { MirrorServer } from "@easychat/testkit"
+
+export interface ServiceStats {
+  /** CPU milliseconds the process has used so far. */
+  readonly cpuMillis: number
+  /** TCP connections the mirrors have accepted so far (0 for the gateway). */
+  readonly connections: number
+}
+
+export interface ServiceProcess {
+  readonly urls: ReadonlyArray<string>
+  readonly stats: () => Promise<ServiceStats>
+  readonly close: () => Promise<void>
+}
+
+/** Serialisable mirror options (no reply function). */
+export type MirrorOptions = Omit<MirrorServer.MirrorServerOptions, "reply"> & { readonly reply?: string }
+
+type Spec =
+  | { readonly kind: "mirrors"; readonly options: MirrorOptions | ReadonlyArray<MirrorOptions>; readonly count: number }
+  | { readonly kind: "gateway"; readonly upstream: string }
+
+type Request = { readonly type: "stats"; readonly id: number }
+type Reply =
+  | { readonly type: "ready"; readonly urls: ReadonlyArray<string> }
+  | { readonly type: "stats"; readonly id: number; readonly stats: ServiceStats }
+  | { readonly type: "error"; readonly message: string }
+
+const childArg = "--service-child"
+
+const start = (spec: Spec): Promise<ServiceProcess> =>
+  new Promise((resolve, reject) => {
+    const child: ChildProcess = fork(new URL(import.meta.url), [childArg, JSON.stringify(spec)], {
+      stdio: ["ignore", "inherit", "inherit", "ipc"]
+    })
+    const pending = new Map<number, (stats: ServiceStats) => void>()
+    let nextId = 0
+    child.once("exit", (code) => reject(new Error(`the ${spec.kind} process exited (${code}) before it was ready`)))
+    child.on("message", (message: Reply) => {
+      if (message.type === "error") reject(new Error(`the ${spec.kind} process failed: ${message.message}`))
+      else if (message.type === "stats") {
+        pending.get(message.id)?.(message.stats)
+        pending.delete(message.id)
+      } else {
+        resolve({
+          urls: message.urls,
+          stats: () =>
+            new Promise((done) => {
+              const id = nextId++
+              pending.set(id, done)
+              child.send({ type: "stats", id } satisfies Request)
+            }),
+          close: () =>
+            new Promise((done) => {
+              if (child.exitCode !== null) return done()
+              child.removeAllListeners("exit")
+              child.once("exit", () => done())
+              child.kill()
+            })
+        })
+      }
+    })
+  })
+
+/** Starts mirrors in a child process: `count` alike, or one per entry of a list. */
+export const startMirrors = (
+  options: MirrorOptions | ReadonlyArray<MirrorOptions>,
+  count = 1
+): Promise<ServiceProcess> => start({ kind: "mirrors", options, count })
+
+/** Starts `easychat gateway` (`Gateway.start`, Node transport) in front of one upstream server. */
+export const startGateway = (upstream: string): Promise<ServiceProcess> => start({ kind: "gateway", upstream })
+
+const runChild = async (spec: Spec) => {
+  const send = (reply: Reply) => process.send!(reply)
+  try {
+    let urls: ReadonlyArray<string>
+    let close: () => Promise<void>
+    let connections = () => 0
+    if (spec.kind === "mirrors") {
+      const { MirrorPool } = await import("@easychat/testkit")
+      const pool = Array.isArray(spec.options)
+        ? await MirrorPool.start(spec.options as ReadonlyArray<MirrorOptions>)
+        : await MirrorPool.start(spec.count, spec.options as MirrorOptions)
+      urls = pool.urls
+      close = pool.close
+      connections = () => pool.servers.reduce((sum, server) => sum + server.connections.length, 0)
+    } else {
+      const { Gateway } = await import("@easychat/gateway")
+      const { Presets } = await import("@easychat/core")
+      const gateway = await Gateway.start({ port: 0, chat: Presets.openAICompatible(spec.upstream) })
+      urls = [gateway.url]
+      close = gateway.close
+    }
+    process.on("message", (message: Request) => {
+      if (message.type === "stats") {
+        const usage = process.cpuUsage()
+        send({
+          type: "stats",
+          id: message.id,
+          stats: { cpuMillis: (usage.user + usage.system) / 1000, connections: connections() }
+        })
+      }
+    })
+    // The parent going away, for any reason, ends the servers too.
+    process.on("disconnect", () => {
+      void close().finally(() => process.exit(0))
+    })
+    send({ type: "ready", urls })
+  } catch (error) {
+    send({ type: "error", message: String(error) })
+    process.exit(1)
+  }
+}
+
+if (process.argv[2] === childArg) void runChild(JSON.parse(process.argv[3]!))
