@@ -66,10 +66,16 @@ const encode = (c: Gen): string => {
       return JSON.stringify(choice({ role: "assistant" }))
     case "tool":
       return JSON.stringify(
-        choice({ tool_calls: [{ index: 0, id: "call_1", type: "function", function: { name: "f", arguments: c.args } }] })
+        choice({
+          tool_calls: [{ index: 0, id: "call_1", type: "function", function: { name: "f", arguments: c.args } }]
+        })
       )
     case "usage":
-      return JSON.stringify({ ...base, choices: [], usage: { prompt_tokens: 1, completion_tokens: c.tokens, total_tokens: c.tokens + 1 } })
+      return JSON.stringify({
+        ...base,
+        choices: [],
+        usage: { prompt_tokens: 1, completion_tokens: c.tokens, total_tokens: c.tokens + 1 }
+      })
     case "unknown":
       return JSON.stringify({ ...choice({ content: null }), system_fingerprint: c.extra, x_extra: { nested: [1, 2] } })
     case "finish":
@@ -122,7 +128,9 @@ describe("chunk decoder properties", () => {
           const finishes = deltas.flatMap((d) => (d.finishReason ? [d.finishReason] : []))
           expect(finishes.at(-1)).toBe("stop")
           // Role-only, null-content, tool-call and unknown chunks carry no delta.
-          expect(deltas.every((d) => d.content !== "" || d.finishReason !== undefined || d.usage !== undefined)).toBe(true)
+          expect(deltas.every((d) => d.content !== "" || d.finishReason !== undefined || d.usage !== undefined)).toBe(
+            true
+          )
           const usages = finishing.flatMap((c) => (c.kind === "usage" ? [c.tokens] : []))
           expect(deltas.flatMap((d) => (d.usage ? [d.usage.completion_tokens] : []))).toEqual(usages)
         }
@@ -135,20 +143,25 @@ describe("chunk decoder properties", () => {
 describe("request validation properties", () => {
   const valid = { messages: [{ role: "user", content: "hi" }] }
   const outside = (min: number, max: number) =>
-    fc.oneof(
-      fc.double({ max: min, maxExcluded: true, noNaN: true }),
-      fc.double({ min: max, minExcluded: true, noNaN: true }),
-      fc.constant(Number.NaN)
-    )
+    fc
+      .oneof(
+        fc.double({ max: min, maxExcluded: true, noNaN: true }),
+        fc.double({ min: max, minExcluded: true, noNaN: true }),
+        fc.constant(Number.NaN)
+      )
+      .filter((v) => !(v >= min && v <= max)) // -0 is inside [0, 2]
   const invalid = fc.oneof(
     outside(0, 2).map((v) => ({ field: "temperature", request: { ...valid, temperature: v } })),
     outside(0, 1).map((v) => ({ field: "top_p", request: { ...valid, top_p: v } })),
     outside(-2, 2).map((v) => ({ field: "presence_penalty", request: { ...valid, presence_penalty: v } })),
     outside(-2, 2).map((v) => ({ field: "frequency_penalty", request: { ...valid, frequency_penalty: v } })),
-    fc.string().filter((r) => !["system", "user", "assistant", "tool", "developer", "function"].includes(r)).map((role) => ({
-      field: "messages.0.role",
-      request: { messages: [{ role, content: "x" }] }
-    })),
+    fc
+      .string()
+      .filter((r) => !["system", "user", "assistant", "tool", "developer", "function"].includes(r))
+      .map((role) => ({
+        field: "messages.0.role",
+        request: { messages: [{ role, content: "x" }] }
+      })),
     fc.constant({ field: "messages", request: { messages: [] } }),
     fc.integer({ min: 1, max: 1000 }).map((i) => ({ field: "activeServer", request: { ...valid, activeServer: i } }))
   )
