@@ -64,14 +64,11 @@ const DISCARD_LIMIT = 16 * 1024 * 1024
 /** Reads at most `max` bytes: a declared length over it is refused before reading anything. */
 const readBody = (request: HttpServerRequest.HttpServerRequest, max: number) =>
   Effect.gen(function* () {
-    const tooLarge = reject(
-      413,
-      "invalid_request_error",
-      "request_too_large",
-      `The request body is larger than ${max} bytes`
-    )
+    // Built only when needed: an error captures a stack trace, which costs more than reading a small body.
+    const tooLarge = () =>
+      reject(413, "invalid_request_error", "request_too_large", `The request body is larger than ${max} bytes`)
     const declared = Number(request.headers["content-length"])
-    if (Number.isFinite(declared) && declared > max) return yield* tooLarge
+    if (Number.isFinite(declared) && declared > max) return yield* tooLarge()
     const parts: Array<Uint8Array> = []
     let size = 0
     yield* Stream.runForEachChunk(request.stream, (chunk) => {
@@ -79,9 +76,9 @@ const readBody = (request: HttpServerRequest.HttpServerRequest, max: number) =>
         size += part.length
         if (size <= max) parts.push(part)
       }
-      return size > max + DISCARD_LIMIT ? tooLarge : Effect.void
+      return size > max + DISCARD_LIMIT ? tooLarge() : Effect.void
     })
-    if (size > max) return yield* tooLarge
+    if (size > max) return yield* tooLarge()
     const bytes = new Uint8Array(size)
     let offset = 0
     for (const part of parts) {
