@@ -137,7 +137,7 @@ describe("chunk decoder properties", () => {
       ),
       { numRuns: 300 }
     )
-  })
+  }, 120_000)
 })
 
 describe("request validation properties", () => {
@@ -178,5 +178,5 @@ describe("request validation properties", () => {
       { numRuns: 300 }
     )
     expect(calls.chat).toBe(0)
-  })
+  }, 120_000)
 })
