@@ -1,3 +1,4 @@
+import * as http from "node:http"
 import { Mirror } from "@easychat/testkit"
 import OpenAI from "openai"
 import { describe, expect, it } from "vitest"
@@ -96,9 +97,40 @@ describe("POST /v1/chat/completions", () => {
       expect(withUsage.at(-1)).toMatchObject({ choices: [], usage: { total_tokens: expect.any(Number) } })
       const without = await collect(await client.chat.completions.create({ messages, model: "m", stream: true }))
       expect(without.some((c) => c.usage !== undefined && c.usage !== null)).toBe(false)
-      const [first, second] = chatRequests(pool.servers[0]!)
+      const whole = await client.chat.completions.create({
+        messages,
+        model: "m",
+        stream: false,
+        stream_options: { include_usage: true }
+      } as OpenAI.Chat.Completions.ChatCompletionCreateParamsNonStreaming)
+      expect(whole.usage?.total_tokens).toEqual(expect.any(Number))
+      const [first, second, third] = chatRequests(pool.servers[0]!)
       expect(first?.body).toMatchObject({ stream: true, stream_options: { include_usage: true } })
       expect(second?.body).not.toHaveProperty("stream_options")
+      // OpenAI refuses stream_options without stream; the gateway keeps it from the upstream.
+      expect(third?.body).not.toHaveProperty("stream_options")
+    })
+  })
+
+  it("forwards each upstream read as one write, not one write per delta", async () => {
+    // 200 deltas in 4 upstream writes of 50 events, 30 ms apart.
+    await withGateway([{ deltas: 200, batch: 50, delayMs: 30 }], {}, async ({ gateway }) => {
+      const bodies: Array<number> = []
+      await new Promise<void>((resolve, reject) => {
+        const request = http.request(
+          `${gateway.url}/v1/chat/completions`,
+          { method: "POST", agent: false },
+          (response) => {
+            // node:http emits one "data" per HTTP chunk of the body.
+            response.on("data", (part: Buffer) => bodies.push(part.length))
+            response.on("end", resolve)
+          }
+        )
+        request.on("error", reject)
+        request.end(JSON.stringify({ messages, stream: true }))
+      })
+      expect(bodies.length).toBeGreaterThanOrEqual(2)
+      expect(bodies.length).toBeLessThan(20)
     })
   })
 
