@@ -4,6 +4,8 @@
 import { EasyChat, Presets } from "@easychat/core"
 import * as FetchTransport from "@easychat/transport-fetch"
 import * as NodeTransport from "@easychat/transport-node"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
@@ -11,6 +13,7 @@ import * as Stream from "effect/Stream"
 import { createParser } from "eventsource-parser"
 import OpenAI from "openai"
 import * as undici from "undici"
+import { makeDeltaDecoder } from "./coreStep.js"
 
 export interface Received {
   deltas: number
@@ -167,5 +170,87 @@ export const drainOnly = (urls: ReadonlyArray<string>, expectedDeltas: number): 
       return { deltas: expectedDeltas, characters: -1, first, probe: undefined }
     },
     close: async () => {}
+  }
+}
+
+// Diagnostic rungs between raw undici and the engine: each adds one layer, so
+// that the difference between two rungs is what that layer costs.
+
+const chatBody = JSON.stringify({ model, messages, stream: true })
+const chatHeaders = { "content-type": "application/json", accept: "text/event-stream" }
+
+/** Core's decode path (SSE decoder + `stepOf`) in a plain loop over undici's reads: no Effect at all. */
+export const coreOnUndici = (urls: ReadonlyArray<string>): StreamClient => {
+  const next = rotate(urls.map((url) => `${url}/v1/chat/completions`))
+  return {
+    name: "diagnostic: core decode path on raw undici, no Effect",
+    run: async (probe) => {
+      const into = received(probe)
+      const response = await undici.request(next(), { method: "POST", headers: chatHeaders, body: chatBody })
+      const decoder = makeDeltaDecoder((content) => count(into, content))
+      let done = false
+      for await (const bytes of response.body) if (!done) done = decoder.push(bytes)
+      if (!done) decoder.end()
+      return into
+    },
+    close: async () => {}
+  }
+}
+
+/**
+ * Core's decode path over `@effect/platform`'s HttpClient on the Node
+ * transport, the body consumed as a `Stream` one read per step; optionally
+ * with the engine's timeout operators on the body (`Stream.timeoutFail` and
+ * two `Stream.interruptWhen`), but none of the engine's other machinery.
+ */
+export const coreOnPlatform = (urls: ReadonlyArray<string>, timeouts: boolean): StreamClient => {
+  const next = rotate(urls.map((url) => `${url}/v1/chat/completions`))
+  const runtime = ManagedRuntime.make(NodeTransport.layer())
+  const program = (into: Received) =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const http = yield* HttpClient.HttpClient
+        const request = HttpClientRequest.post(next(), { headers: chatHeaders }).pipe(
+          HttpClientRequest.bodyText(chatBody, "application/json")
+        )
+        const response = yield* http.execute(request)
+        const decoder = makeDeltaDecoder((content) => count(into, content))
+        const body = timeouts
+          ? response.stream.pipe(
+              Stream.timeoutFail(() => new Error("idle"), "30 seconds"),
+              Stream.interruptWhen(Effect.sleep("60 seconds")),
+              Stream.interruptWhen(Effect.sleep("10 minutes"))
+            )
+          : response.stream
+        let done = false
+        yield* Stream.runForEachChunk(body, (reads) => {
+          for (const bytes of reads) if (!done) done = decoder.push(bytes)
+          return Effect.void
+        })
+        if (!done) decoder.end()
+      })
+    )
+  return {
+    name: `diagnostic: core decode path on @effect/platform HttpClient + Stream${timeouts ? " + engine's timeout operators" : ""}`,
+    run: async (probe) => {
+      const into = received(probe)
+      await runtime.runPromise(program(into))
+      return into
+    },
+    close: () => runtime.dispose()
+  }
+}
+
+/** Ours, Promise facade, `streamDeltas` (one async generator less than `stream`). */
+export const oursDeltas = (urls: ReadonlyArray<string>): StreamClient => {
+  const client = NodeTransport.createClient(oursOptions(urls))
+  return {
+    name: "diagnostic: ours, Promise facade streamDeltas, node transport",
+    run: async (probe) => {
+      const into = received(probe)
+      for await (const delta of client.streamDeltas({ messages })) if (delta.content !== "") count(into, delta.content)
+      return into
+    },
+    close: () => client.close()
   }
 }

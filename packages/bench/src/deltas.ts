@@ -1,73 +1,21 @@
 // Section 2: bytes to text deltas (SSE, JSON, picking the content).
-import { Client, EasyChat, Presets, Sse } from "@easychat/core"
+import { Client, EasyChat, Presets } from "@easychat/core"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Stream from "effect/Stream"
 import { Stream as OpenAIStream } from "openai/streaming"
-import { type Corpus, chatCorpusOfSize, split } from "./corpus.js"
+import { oursDecodeLoop } from "./coreStep.js"
+import { type Corpus, chatCorpus, chatCorpusOfSize, split } from "./corpus.js"
 import { throughput, time } from "./harness.js"
 import * as MemoryHttp from "./memoryHttp.js"
 import { bytesLabel, fmt, mark, type RunConfig, ratio, type SectionResult, type TargetResult, table } from "./report.js"
+import { readsOf } from "./sse.js"
 
 /** What every path reports: content deltas and their characters, checked equal across paths. */
 interface Tally {
   deltas: number
   characters: number
-}
-
-const isObject = (u: unknown): u is Record<string, any> => typeof u === "object" && u !== null && !Array.isArray(u)
-
-/**
- * Core's per-event step (`stepOf` in core's src/internal/reply.ts, which is
- * not exported), line for line on the success path: the same checks, the same
- * delta object, so the loop below costs what the engine's loop costs.
- */
-const stepOf = (server: string, event: Sse.SseEvent) => {
-  const data = event.data
-  if (data === "[DONE]") return "done" as const
-  if (event.event === "error") throw new Error("error event")
-  let chunk: unknown
-  try {
-    chunk = JSON.parse(data)
-  } catch {
-    throw new Error("not JSON")
-  }
-  if (!isObject(chunk)) throw new Error("not an object")
-  if (chunk.error !== undefined && chunk.error !== null) throw new Error("error chunk")
-  const choices = chunk.choices
-  const usage = isObject(chunk.usage) ? chunk.usage : undefined
-  if (choices !== undefined && !Array.isArray(choices)) throw new Error("choices must be an array")
-  const choice: unknown = choices?.[0]
-  const delta = isObject(choice) && isObject(choice.delta) ? choice.delta : undefined
-  const content = typeof delta?.content === "string" ? delta.content : ""
-  const finishReason = isObject(choice) && typeof choice.finish_reason === "string" ? choice.finish_reason : undefined
-  if (content === "" && finishReason === undefined && usage === undefined) return undefined
-  const out: { content: string; server: string; finishReason?: string; usage?: unknown } = { content, server }
-  if (finishReason !== undefined) out.finishReason = finishReason
-  if (usage !== undefined) out.usage = usage
-  return out
-}
-
-/** Core's decode path as engine.ts runs it on each network read: `Sse.makeDecoder().push`, then `stepOf` per event. */
-const oursDecodeLoop = (chunks: ReadonlyArray<Uint8Array>): Tally => {
-  const decoder = Sse.makeDecoder()
-  const tally = { deltas: 0, characters: 0 }
-  const run = (events: ReadonlyArray<Sse.SseEvent>): boolean => {
-    for (let i = 0; i < events.length; i++) {
-      const step = stepOf("http://bench.invalid", events[i]!)
-      if (step === undefined) continue
-      if (step === "done") return true
-      if (step.content !== "") {
-        tally.deltas++
-        tally.characters += step.content.length
-      }
-    }
-    return false
-  }
-  for (let i = 0; i < chunks.length; i++) if (run(decoder.push(chunks[i]!))) return tally
-  run(decoder.end())
-  return tally
 }
 
 /**
@@ -127,6 +75,63 @@ const openai = async (chunks: ReadonlyArray<Uint8Array>): Promise<Tally> => {
 }
 
 const messages = [{ role: "user" as const, content: "Explain server-sent events." }]
+
+/** Cost of the per-read machinery, measured apart from decoding. */
+const perReadCosts = async (
+  config: RunConfig,
+  oursStream: (chunks: ReadonlyArray<Uint8Array>) => Promise<Tally>,
+  oursClient: (chunks: ReadonlyArray<Uint8Array>) => Promise<Tally>
+): Promise<string> => {
+  const reads = config.quick ? 100 : 1000
+  const corpus = chatCorpus(reads - 4)
+  // One event per read, as a model streaming tokens one write at a time.
+  const text = new TextDecoder().decode(corpus.bytes)
+  const encoder = new TextEncoder()
+  const events = text
+    .split("\n\n")
+    .filter((e) => e !== "")
+    .map((e) => encoder.encode(`${e}\n\n`))
+  const whole = [corpus.bytes]
+  const drain = (stream: Stream.Stream<Uint8Array, unknown>) =>
+    Effect.runPromise(Stream.runForEachChunk(stream, () => Effect.void))
+  const operators: ReadonlyArray<readonly [string, () => Promise<unknown>]> = [
+    ["body `Stream`, one read per pull", () => drain(readsOf(events))],
+    ["+ `Stream.timeoutFail`", () => drain(readsOf(events).pipe(Stream.timeoutFail(() => "idle", "30 seconds")))],
+    [
+      "+ `Stream.interruptWhen(Effect.sleep)`",
+      () => drain(readsOf(events).pipe(Stream.interruptWhen(Effect.sleep("60 seconds"))))
+    ],
+    [
+      "+ `timeoutFail` + 2 × `interruptWhen` (as engine.ts)",
+      () =>
+        drain(
+          readsOf(events).pipe(
+            Stream.timeoutFail(() => "idle", "30 seconds"),
+            Stream.interruptWhen(Effect.sleep("60 seconds")),
+            Stream.interruptWhen(Effect.sleep("600 seconds"))
+          )
+        )
+    ]
+  ]
+  const rows: Array<Array<string>> = []
+  for (const [name, f] of operators) {
+    const t = await time(config, f)
+    rows.push([name, fmt(t.median / 1000 / events.length)])
+  }
+  for (const [name, f] of [
+    ["EasyChat.stream", oursStream],
+    ["Client facade", oursClient]
+  ] as const) {
+    const one = (await time(config, () => f(whole))).median
+    const many = (await time(config, () => f(events))).median
+    rows.push([
+      `${name}: per read (1,000 reads minus 1 read, per read)`,
+      fmt((many - one) / 1000 / (events.length - 1))
+    ])
+    rows.push([`${name}: per request (a body of one read)`, fmt(one / 1000)])
+  }
+  return table(["what", "µs"], rows)
+}
 
 export const run = async (config: RunConfig): Promise<SectionResult> => {
   const memory = MemoryHttp.make()
@@ -241,6 +246,7 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
       met: stream / oa >= 2
     })
   }
+  const costs = await perReadCosts(config, oursStream, oursClient)
   await runtime.dispose()
   await client.close()
 
@@ -277,7 +283,14 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
         "facade time / floor"
       ],
       engineRows
-    )
+    ),
+    "",
+    "Where the engine's time goes per network read and per request: the `Stream` operators engine.ts stacks on " +
+      "the body (`Stream.timeoutFail` for the idle timeout, `Stream.interruptWhen` for the first-token and total " +
+      "timeouts) over a body of 1,000 one-event reads, and the whole engine with a body of one read or of 1,000. " +
+      "CPU-bound, no sockets; median µs.",
+    "",
+    costs
   ].join("\n")
   return { title: "2. Bytes to text deltas", markdown, targets }
 }

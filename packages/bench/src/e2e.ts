@@ -22,10 +22,18 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
     Clients.rawUndici(urls),
     Clients.drainOnly(urls, deltas)
   ]
+  // The rungs from raw undici up to the facade, to see what each layer costs.
+  const ladder = [
+    Clients.coreOnUndici(urls),
+    Clients.coreOnPlatform(urls, false),
+    Clients.coreOnPlatform(urls, true),
+    Clients.oursDeltas(urls)
+  ]
   const rounds = config.quick ? 2 : 12
   const warmup = config.quick ? 1 : 3
-  const results = await sample(clients, mirror, rounds, warmup, deltas)
-  await Promise.all(clients.map((client) => client.close()))
+  const all = await sample([...clients, ...ladder], mirror, rounds, warmup, deltas)
+  const results = all.slice(0, clients.length)
+  await Promise.all([...clients, ...ladder].map((client) => client.close()))
   await mirror.close()
 
   const rate = (r: Sampled) => deltas / (median(r.wall) / 1000)
@@ -33,13 +41,14 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
   const find = (prefix: string) => results.find((r) => r.client.name.startsWith(prefix))!
   const openai = find("openai")
   const raw = find("raw undici")
+  const ceiling = results[results.length - 1]!
   const rows = results.map((r) => [
     r.client.name,
     fmt(rate(r)),
     fmt(median(r.wall)),
     fmt(cpuPer1000(r)),
-    r.client === results[results.length - 1]!.client ? "" : ratio(rate(r) / rate(openai)),
-    r.client === results[results.length - 1]!.client ? "" : ratio(cpuPer1000(r) / cpuPer1000(raw)),
+    r === ceiling ? "" : ratio(rate(r) / rate(openai)),
+    r === ceiling ? "" : ratio(cpuPer1000(r) / cpuPer1000(raw)),
     String(r.connections)
   ])
 
@@ -66,6 +75,30 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
   target("ours, Promise facade, fetch transport", find("ours, Promise facade, fetch"), 2.0)
   target("ours, Effect Stream, fetch transport", find("ours, Effect Stream, fetch"), 2.0)
   const rawVsOpenai = rate(raw) / rate(openai)
+  const byName = (name: string) => all.find((r) => r.client.name === name)!
+  const [onUndici, onPlatform, withTimeouts, deltasFacade] = ladder.map((c) => byName(c.name)) as [
+    Sampled,
+    Sampled,
+    Sampled,
+    Sampled
+  ]
+  const rungs: ReadonlyArray<Sampled> = [
+    raw,
+    onUndici,
+    onPlatform,
+    withTimeouts,
+    find("ours, Effect Stream, node"),
+    deltasFacade,
+    facade
+  ]
+  const ladderRows = rungs.map((r, i) => [
+    r.client.name,
+    fmt(rate(r)),
+    fmt(cpuPer1000(r)),
+    i === 0
+      ? ""
+      : `${cpuPer1000(r) - cpuPer1000(rungs[i - 1]!) >= 0 ? "+" : ""}${fmt(cpuPer1000(r) - cpuPer1000(rungs[i - 1]!), 2)}`
+  ])
 
   const markdown = [
     `One stream of ${fmt(deltas)} content chunks (the mixed-script reply of section 1 cut into 4-character pieces, ` +
@@ -89,6 +122,11 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
     ),
     "",
     `Raw undici + eventsource-parser reaches ${ratio(rawVsOpenai)} the openai client's chunks per second here.`,
+    "",
+    "Where ours spends its time: rungs from raw undici to the Promise facade, each adding one layer " +
+      "(same rounds, same medians; the last column is the CPU each rung adds to the one above it):",
+    "",
+    table(["rung", "chunks/s", "CPU ms per 1,000 chunks", "CPU added"], ladderRows),
     "",
     table(
       ["target", "reached", ""],
