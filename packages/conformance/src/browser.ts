@@ -11,7 +11,9 @@ import * as http from "node:http"
 import { createRequire } from "node:module"
 import type * as net from "node:net"
 import { fileURLToPath } from "node:url"
-import type { Api, Outcome, Probe } from "./cases.js"
+import type { HookFlags } from "./browser-entry.js"
+import type { Api, Outcome } from "./cases.js"
+import type { Hooks } from "./runner.js"
 
 /**
  * The Chromium binary: `CHROMIUM_PATH`, else Debian's `/usr/bin/chromium`.
@@ -109,8 +111,8 @@ const serve = (script: string): Promise<{ readonly url: string; readonly close: 
 export interface BrowserHarness {
   readonly version: string
   readonly origin: string
-  /** Runs a case in the page; `probe` is called back (in Node) after the call, before the client closes. */
-  run(name: string, mirrorUrl: string, api: Api, probe?: () => Promise<Probe>): Promise<Outcome>
+  /** Runs a case in the page; its hooks run here, in Node, called back from the page. */
+  run(name: string, mirrorUrl: string, api: Api, hooks: Hooks): Promise<Outcome>
   /** Forgets every cookie: the browser's jar is shared by all mirrors on 127.0.0.1 (cookies ignore ports). */
   clearCookies(): Promise<void>
   /** What the page printed to its console or threw, for diagnosing a failure. */
@@ -140,10 +142,11 @@ export const launch = async (): Promise<BrowserHarness> => {
     const logs: Array<string> = []
     tab.on("console", (message) => logs.push(`${message.type()}: ${message.text()}`))
     tab.on("pageerror", (error) => logs.push(`pageerror: ${error.message}`))
-    let probe: (() => Promise<Probe>) | undefined
-    await tab.exposeFunction("conformanceProbe", () =>
-      probe === undefined ? Promise.reject(new Error("no probe set")) : probe()
-    )
+    let hooks: Hooks = {}
+    await tab.exposeFunction("conformanceHook", (kind: keyof Hooks) => {
+      const hook = hooks[kind]
+      return hook === undefined ? Promise.reject(new Error(`no ${kind} hook for this run`)) : hook()
+    })
     await tab.goto(site.url)
     await tab.waitForFunction(() => (globalThis as { conformanceReady?: boolean }).conformanceReady === true, null, {
       timeout: 10_000
@@ -152,16 +155,17 @@ export const launch = async (): Promise<BrowserHarness> => {
       version: browser.version(),
       origin: new URL(site.url).origin,
       logs,
-      run: (name, mirrorUrl, api, nextProbe) => {
-        probe = nextProbe
+      run: (name, mirrorUrl, api, next) => {
+        hooks = next
+        const flags: HookFlags = { probe: next.probe !== undefined, received: next.received !== undefined }
         return tab.evaluate(
-          ([name, mirrorUrl, api, probe]) =>
+          ([name, mirrorUrl, api, flags]) =>
             (
               globalThis as unknown as {
-                runCase(name: string, url: string, api: Api, probe: boolean): Promise<Outcome>
+                runCase(name: string, url: string, api: Api, flags: HookFlags): Promise<Outcome>
               }
-            ).runCase(name, mirrorUrl, api, probe),
-          [name, mirrorUrl, api, nextProbe !== undefined] as const
+            ).runCase(name, mirrorUrl, api, flags),
+          [name, mirrorUrl, api, flags] as const
         )
       },
       clearCookies: () => context.clearCookies(),

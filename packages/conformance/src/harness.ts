@@ -5,8 +5,9 @@
  * @since 0.1.0
  */
 import { MirrorServer } from "@easychat/testkit"
-import type { Case, Probe } from "./cases.js"
-import { chatUrlPath } from "./cases.js"
+import type { Case, Probe, Runtime } from "./cases.js"
+import { chatUrlPath, forRuntime } from "./cases.js"
+import type { Hooks } from "./runner.js"
 
 /** How long a cancelled or timed-out call may take to close its connection: a liveness bound, not a speed test. */
 export const closeBoundMs = 1000
@@ -20,6 +21,8 @@ export interface Target {
   readonly mirror: MirrorServer.MirrorServer | undefined
   /** After the call, before the client closes: did the chat request's connection close within the bound? */
   readonly probe: () => Promise<Probe>
+  /** Resolves once the mirror has received a chat request; rejects after 5 s. */
+  readonly received: () => Promise<void>
   readonly close: () => Promise<void>
 }
 
@@ -50,7 +53,13 @@ const within = (promise: Promise<unknown>, ms: number): Promise<boolean> =>
 export const startTarget = async (c: Case, options: { readonly cors?: boolean } = {}): Promise<Target> => {
   if (c.refused) {
     const url = await MirrorServer.refusingUrl()
-    return { url, mirror: undefined, probe: async () => ({ chatConnectionClosed: true }), close: async () => {} }
+    return {
+      url,
+      mirror: undefined,
+      probe: async () => ({ chatConnectionClosed: true }),
+      received: () => Promise.reject(new Error("nothing listens")),
+      close: async () => {}
+    }
   }
   const mirror = await MirrorServer.start({ ...c.mirror, ...(options.cors ? { cors: true } : {}) })
   return {
@@ -63,6 +72,13 @@ export const startTarget = async (c: Case, options: { readonly cors?: boolean } 
       if (connection === undefined) return { chatConnectionClosed: false }
       return { chatConnectionClosed: await within(connection.closed, closeBoundMs) }
     },
+    received: async () => {
+      // Polling is enough: this only decides when a run cancels, it measures nothing.
+      for (let waited = 0; chatPosts(mirror).length === 0; waited += 10) {
+        if (waited >= 5000) throw new Error("the mirror received no chat request within 5 s")
+        await new Promise((resolve) => setTimeout(resolve, 10))
+      }
+    },
     close: () => mirror.close()
   }
 }
@@ -74,6 +90,7 @@ export const startTarget = async (c: Case, options: { readonly cors?: boolean } 
 export interface Seen {
   readonly posts: number
   readonly gets: number
+  readonly preflights: number
   /** The last chat POST's headers (lower-case names). */
   readonly headers: Readonly<Record<string, string>>
   /** The cookies the last chat POST carried. */
@@ -90,9 +107,20 @@ export const seen = (mirror: MirrorServer.MirrorServer): Seen => {
   return {
     posts: posts.length,
     gets: mirror.requests.filter((r) => r.method === "GET").length,
+    preflights: mirror.requests.filter((r) => r.method === "OPTIONS").length,
     headers: last?.headers ?? {},
     cookies: last?.cookies ?? {},
     issued: mirror.cookies,
     gzip: /\bgzip\b/i.test(last?.headers["accept-encoding"] ?? "")
   }
 }
+
+/**
+ * The hooks of a run of `c` on `runtime`: the probe only when the case checks
+ * that the connection closed (it waits up to the bound otherwise).
+ * @since 0.1.0 @category constructors
+ */
+export const hooksFor = (c: Case, runtime: Runtime, target: Target): Hooks => ({
+  received: target.received,
+  ...(forRuntime(c, runtime)?.server.closed === undefined ? {} : { probe: target.probe })
+})

@@ -14,6 +14,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import type * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import type { Api, Case, ErrorInfo, Outcome, Probe } from "./cases.js"
 
@@ -28,13 +29,18 @@ export interface Transport {
 }
 
 /**
- * Hooks of the harness. `probe` runs after the call ended and before the
- * client is closed.
+ * Hooks of the harness, which alone sees the mirror.
  * @since 0.1.0 @category models
  */
 export interface Hooks {
+  /** Runs after the call ended and before the client is closed. */
   readonly probe?: () => Promise<Probe>
+  /** Resolves once the mirror has received the chat request (for `onceReceived` cancels). */
+  readonly received?: () => Promise<void>
 }
+
+const received = (hooks: Hooks): Promise<void> =>
+  hooks.received === undefined ? Promise.reject(new Error("this case needs the `received` hook")) : hooks.received()
 
 const errorFields = [
   "server",
@@ -85,8 +91,14 @@ class Received {
   finishReason: string | undefined
   servers = new Set<string>()
   cancelled = false
+  /** Deltas that still arrived after the run cancelled (not recorded as pieces). */
+  afterCancel = 0
 
   delta(delta: ChatDelta): void {
+    if (this.cancelled) {
+      this.afterCancel++
+      return
+    }
     this.deltas++
     this.servers.add(delta.server)
     if (delta.content !== "") this.pieces.push(delta.content)
@@ -102,6 +114,7 @@ class Received {
       ...(this.finishReason === undefined ? {} : { finishReason: this.finishReason }),
       servers: [...this.servers],
       cancelled: this.cancelled,
+      afterCancel: this.afterCancel,
       ...(error === undefined ? {} : { error: errorInfo(error) }),
       ...(probe === undefined ? {} : { probe })
     }
@@ -116,22 +129,28 @@ const viaEffect = (
   transport: Transport,
   hooks: Hooks
 ) => {
-  const received = new Received()
+  const got = new Received()
   const cancel = c.cancel
   const call = Effect.gen(function* () {
     const chat = yield* EasyChat.EasyChat
     if (c.mode === "complete") {
       const fiber = yield* Effect.fork(chat.complete(request))
-      if (cancel !== undefined && "afterMs" in cancel) {
-        yield* Effect.sleep(cancel.afterMs)
-        received.cancelled = true
-        yield* Fiber.interrupt(fiber)
-        return
+      if (cancel !== undefined && "onceReceived" in cancel) {
+        // Cancels once the mirror has the request, unless the call ended first.
+        yield* Effect.raceFirst(
+          Effect.promise(() => received(hooks)),
+          Effect.ignore(Fiber.await(fiber))
+        )
+        if (Option.isNone(yield* Fiber.poll(fiber))) {
+          got.cancelled = true
+          yield* Fiber.interrupt(fiber)
+          return
+        }
       }
       const reply = yield* Fiber.join(fiber)
-      received.servers.add(reply.server)
-      if (reply.content !== "") received.pieces.push(reply.content)
-      if (reply.finishReason !== undefined) received.finishReason = reply.finishReason
+      got.servers.add(reply.server)
+      if (reply.content !== "") got.pieces.push(reply.content)
+      if (reply.finishReason !== undefined) got.finishReason = reply.finishReason
       return
     }
     const enough = yield* Deferred.make<void>()
@@ -139,8 +158,13 @@ const viaEffect = (
     const fiber = yield* chat.stream(request).pipe(
       Stream.runForEach((delta) =>
         Effect.sync(() => {
-          received.delta(delta)
-          if (received.pieces.length >= limit) Deferred.unsafeDone(enough, Exit.void)
+          got.delta(delta)
+          // From here on the run has stopped listening, though the fiber may still see a few deltas before the
+          // interrupt lands.
+          if (got.pieces.length >= limit && !got.cancelled) {
+            got.cancelled = true
+            Deferred.unsafeDone(enough, Exit.void)
+          }
         })
       ),
       Effect.fork
@@ -148,7 +172,6 @@ const viaEffect = (
     // Ends when enough pieces arrived (then the fiber is interrupted) or the stream ended first.
     yield* Effect.raceFirst(Deferred.await(enough), Effect.ignore(Fiber.await(fiber)))
     if (yield* Deferred.isDone(enough)) {
-      received.cancelled = true
       yield* Fiber.interrupt(fiber)
       return
     }
@@ -158,12 +181,12 @@ const viaEffect = (
     const exit = yield* Effect.exit(call)
     // Probed before the layer is released: releasing it closes the transport's connections.
     const probe = hooks.probe === undefined ? undefined : yield* Effect.promise(hooks.probe)
-    return received.outcome(Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined, probe)
+    return got.outcome(Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined, probe)
   }).pipe(
     Effect.provide(EasyChat.layer(options)),
     Effect.provide(transport.layer()),
     // Options the layer refuses (`InvalidRequest`) are an outcome too.
-    Effect.catchAllCause((cause) => Effect.succeed(received.outcome(Cause.squash(cause), undefined))),
+    Effect.catchAllCause((cause) => Effect.succeed(got.outcome(Cause.squash(cause), undefined))),
     Effect.runPromise
   )
 }
@@ -176,29 +199,32 @@ const viaPromise = async (
   transport: Transport,
   hooks: Hooks
 ): Promise<Outcome> => {
-  const received = new Received()
+  const got = new Received()
   const cancel = c.cancel
   const controller = new AbortController()
   const client = transport.createClient(options)
   let error: unknown
   try {
     if (c.mode === "complete") {
-      if (cancel !== undefined && "afterMs" in cancel) {
-        setTimeout(() => {
-          received.cancelled = true
-          controller.abort()
-        }, cancel.afterMs)
+      if (cancel !== undefined && "onceReceived" in cancel) {
+        received(hooks).then(
+          () => {
+            got.cancelled = true
+            controller.abort()
+          },
+          () => {}
+        )
       }
       const reply = await client.complete(request, { signal: controller.signal })
-      received.servers.add(reply.server)
-      if (reply.content !== "") received.pieces.push(reply.content)
-      if (reply.finishReason !== undefined) received.finishReason = reply.finishReason
+      got.servers.add(reply.server)
+      if (reply.content !== "") got.pieces.push(reply.content)
+      if (reply.finishReason !== undefined) got.finishReason = reply.finishReason
     } else {
       const limit = cancel !== undefined && "afterPieces" in cancel ? cancel.afterPieces : Number.POSITIVE_INFINITY
       for await (const delta of client.streamDeltas(request, { signal: controller.signal })) {
-        received.delta(delta)
-        if (received.pieces.length >= limit && !received.cancelled) {
-          received.cancelled = true
+        got.delta(delta)
+        if (got.pieces.length >= limit && !got.cancelled) {
+          got.cancelled = true
           if (cancel?.via === "break") break
           // `abort`: keep iterating; the next pull rejects with the signal's reason.
           controller.abort()
@@ -209,7 +235,7 @@ const viaPromise = async (
     error = e
   }
   try {
-    return received.outcome(error, hooks.probe === undefined ? undefined : await hooks.probe())
+    return got.outcome(error, hooks.probe === undefined ? undefined : await hooks.probe())
   } finally {
     await client.close()
   }

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type BrowserHarness, chromiumAvailable, chromiumPath, launch } from "../src/browser.js"
 import { apisOf, cases, forRuntime } from "../src/cases.js"
-import { startTarget } from "../src/harness.js"
+import { hooksFor, startTarget } from "../src/harness.js"
 import { verify } from "./support.js"
 
 const ci = process.env.CI !== undefined && process.env.CI !== "" && process.env.CI !== "false"
@@ -39,13 +39,8 @@ describe.skipIf(skip)("chromium", () => {
         await browser.clearCookies()
         const target = await startTarget(c, { cors: true })
         try {
-          const outcome = await browser.run(
-            c.name,
-            target.url,
-            api,
-            expected.server.closed === undefined ? undefined : target.probe
-          )
-          verify(c, "chromium", outcome, target)
+          const outcome = await browser.run(c.name, target.url, api, hooksFor(c, "chromium", target))
+          verify(c, "chromium", outcome, target, browser)
         } catch (error) {
           // The page's console says what went wrong inside it.
           if (c.knownBug === undefined && browser.logs.length > 0) console.error(browser.logs.slice(-20).join("\n"))

@@ -4,7 +4,7 @@ import * as FetchTransport from "@easychat/transport-fetch"
 import * as NodeTransport from "@easychat/transport-node"
 import { describe, it } from "vitest"
 import { apisOf, cases, forRuntime, type Runtime } from "../src/cases.js"
-import { startTarget } from "../src/harness.js"
+import { hooksFor, startTarget } from "../src/harness.js"
 import { runCase, type Transport } from "../src/runner.js"
 import { verify } from "./support.js"
 
@@ -17,15 +17,15 @@ const transports: ReadonlyArray<readonly [Runtime, Transport]> = [
 ]
 
 for (const [runtime, transport] of transports) {
-  describe(runtime, () => {
+  // Each run has its own mirror and client: they can overlap.
+  describe.concurrent(runtime, () => {
     for (const c of cases) {
       if (forRuntime(c, runtime) === undefined) continue
       for (const api of apisOf(c)) {
         ;(c.knownBug === undefined ? it : it.fails)(`${c.name} [${api}]`, async () => {
           const target = await startTarget(c)
           try {
-            const probe = forRuntime(c, runtime)!.server.closed === undefined ? {} : { probe: target.probe }
-            const outcome = await runCase(c, target.url, transport, api, probe)
+            const outcome = await runCase(c, target.url, transport, api, hooksFor(c, runtime, target))
             verify(c, runtime, outcome, target)
           } finally {
             await target.close()

@@ -23,7 +23,13 @@ const matches = (actual: unknown, expected: unknown): boolean => {
   }
 }
 
-export const verify = (c: Case, runtime: Runtime, outcome: Outcome, target: Target): void => {
+export const verify = (
+  c: Case,
+  runtime: Runtime,
+  outcome: Outcome,
+  target: Target,
+  page: { readonly origin: string } | undefined = undefined
+): void => {
   const expected = forRuntime(c, runtime)!
   const { ok, cancelled, error, cut, ...rest } = expected.expect
   // The whole outcome in the failure message makes a mismatch readable.
@@ -68,11 +74,14 @@ export const verify = (c: Case, runtime: Runtime, outcome: Outcome, target: Targ
   if (server.posts !== undefined) expect(saw.posts, "chat POSTs").toBe(server.posts)
   if (server.gets !== undefined) expect(saw.gets, "cookie GETs").toBe(server.gets)
   if (server.gzip !== undefined) expect(saw.gzip, "gzip offered").toBe(server.gzip)
-  if (server.cookies) expect(saw.cookies, "cookies on the chat POST").toEqual(saw.issued)
+  if (server.preflights !== undefined) expect(saw.preflights, "CORS preflights").toBe(server.preflights)
+  if (server.cookies === true) expect(saw.cookies, "cookies on the chat POST").toEqual(saw.issued)
+  if (server.cookies === false) expect(saw.cookies, "cookies on the chat POST").toEqual({})
   for (const [name, want] of Object.entries(server.headers ?? {})) {
     const got = saw.headers[name]
     if (want === null) expect(got, name).toBeUndefined()
-    else if (typeof want === "string") expect(got, name).toBe(want)
-    else expect(got, name).toMatch(want)
+    else if (typeof want === "string") {
+      expect(got, name).toBe(want.replace("{mirror}", target.url).replace("{page}", page?.origin ?? "{no page}"))
+    } else expect(got, name).toMatch(want)
   }
 }
