@@ -35,7 +35,7 @@ describe.skipIf(skip)("chromium", () => {
     const expected = forRuntime(c, "chromium")
     if (expected === undefined) continue
     for (const api of apisOf(c)) {
-      ;(c.knownBug === undefined ? it : it.fails)(`${c.name} [${api}]`, async () => {
+      ;(expected.knownBug === undefined ? it : it.fails)(`${c.name} [${api}]`, async () => {
         await browser.clearCookies()
         const target = await startTarget(c, { cors: true })
         try {
@@ -43,7 +43,8 @@ describe.skipIf(skip)("chromium", () => {
           verify(c, "chromium", outcome, target, browser)
         } catch (error) {
           // The page's console says what went wrong inside it.
-          if (c.knownBug === undefined && browser.logs.length > 0) console.error(browser.logs.slice(-20).join("\n"))
+          if (expected.knownBug === undefined && browser.logs.length > 0)
+            console.error(browser.logs.slice(-20).join("\n"))
           throw error
         } finally {
           await target.close()

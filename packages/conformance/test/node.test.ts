@@ -20,9 +20,10 @@ for (const [runtime, transport] of transports) {
   // Each run has its own mirror and client: they can overlap.
   describe.concurrent(runtime, () => {
     for (const c of cases) {
-      if (forRuntime(c, runtime) === undefined) continue
+      const expected = forRuntime(c, runtime)
+      if (expected === undefined) continue
       for (const api of apisOf(c)) {
-        ;(c.knownBug === undefined ? it : it.fails)(`${c.name} [${api}]`, async () => {
+        ;(expected.knownBug === undefined ? it : it.fails)(`${c.name} [${api}]`, async () => {
           const target = await startTarget(c)
           try {
             const outcome = await runCase(c, target.url, transport, api, hooksFor(c, runtime, target))
