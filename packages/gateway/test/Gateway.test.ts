@@ -65,7 +65,7 @@ describe("POST /v1/chat/completions", () => {
 
   it("streams chat.completion.chunk objects delta by delta, exactly, ending in [DONE]", async () => {
     const reply = 'naïve 🙂 data: [DONE]\n\nline two "quoted" \\ end'
-    await withGateway([{ reply }], {}, async ({ client, gateway }) => {
+    await withGateway([{ reply }], {}, async ({ client, gateway, pool }) => {
       const chunks = await collect(
         await client.chat.completions.create({ model: "gpt-3.5-turbo", messages, stream: true })
       )
@@ -76,8 +76,10 @@ describe("POST /v1/chat/completions", () => {
       expect(new Set(chunks.map((c) => c.id)).size).toBe(1)
       expect(chunks.every((c) => c.usage === undefined)).toBe(true)
 
-      const text = (await postJson(`${gateway.url}/v1/chat/completions`, { messages, stream: true })).text
-      const events = sseEvents(text)
+      const response = await postJson(`${gateway.url}/v1/chat/completions`, { messages, stream: true })
+      expect(response.headers["content-type"]).toBe("text/event-stream; charset=utf-8")
+      expect(response.headers["x-easychat-server"]).toBe(pool.urls[0])
+      const events = sseEvents(response.text)
       expect(events.at(-1)).toEqual({ event: "message", data: "[DONE]" })
       expect(events.filter((e) => e.data === "[DONE]")).toHaveLength(1)
     })
@@ -135,9 +137,11 @@ describe("POST /v1/chat/completions", () => {
   })
 
   it("answers an empty stream with the role chunk and [DONE]", async () => {
-    await withGateway([{ reply: "" }], {}, async ({ gateway }) => {
+    await withGateway([{ reply: "" }], {}, async ({ gateway, pool }) => {
       const response = await postJson(`${gateway.url}/v1/chat/completions`, { messages, stream: true })
       expect(response.status).toBe(200)
+      // The finish_reason chunk is a delta: the upstream that answered is known.
+      expect(response.headers["x-easychat-server"]).toBe(pool.urls[0])
       const events = sseEvents(response.text)
       expect(events.at(-1)?.data).toBe("[DONE]")
       const deltas = events.slice(0, -1).map((e) => JSON.parse(e.data).choices[0].delta)

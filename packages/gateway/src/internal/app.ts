@@ -124,11 +124,11 @@ const toCall = (text: string, defaultModel: string): Effect.Effect<ChatCall, Rej
     return { request: request as ChatRequestInput, stream, includeUsage, model }
   })
 
-const sseHeaders = (server: string) => ({
+const sseHeaders = (server: string | undefined) => ({
   "cache-control": "no-cache",
   // Proxies such as nginx must not hold deltas back.
   "x-accel-buffering": "no",
-  "x-easychat-server": server
+  ...(server === undefined ? {} : { "x-easychat-server": server })
 })
 
 const makeChatCompletions = (settings: Settings) => {
@@ -204,10 +204,7 @@ const makeChatCompletions = (settings: Settings) => {
         Stream.fromEffect(Effect.map(logged(fromEasyChatError(error)), (e) => encoder.encode(chunks.error(e))))
       )
     )
-    const server = Chunk.head(first).pipe(
-      Option.map((d) => d.server),
-      Option.getOrElse(() => "")
-    )
+    const server = Option.getOrUndefined(Option.map(Chunk.head(first), (d) => d.server))
     return HttpServerResponse.stream(body, {
       contentType: "text/event-stream; charset=utf-8",
       headers: sseHeaders(server)
