@@ -188,6 +188,11 @@ export interface Case {
   /** Extra request fields (`messages` defaults to one user message). */
   readonly request?: Readonly<Record<string, unknown>>
   readonly cancel?: Cancel
+  /**
+   * What the Promise face iterates for a stream: `deltas` (`streamDeltas`, the default) or `text` (`stream`,
+   * text pieces only: no server, finish reason or delta count to check).
+   */
+  readonly iterate?: "deltas" | "text"
   readonly expect: Expected
   readonly server?: ServerExpect
   /** Secrets that must not appear anywhere in the outcome (cookie values are always checked). */
@@ -281,6 +286,15 @@ export const cases: ReadonlyArray<Case> = [
     mode: "stream",
     mirror: { reply: tricky, chunkSize: 3 },
     expect: { ok: true, text: tricky, pieces: split(tricky, 3), finishReason: "stop" }
+  },
+  {
+    name: "reply/stream-text",
+    title: "the Promise face's `stream` (text pieces) gives the same pieces",
+    mode: "stream",
+    mirror: { reply: tricky, chunkSize: 3 },
+    iterate: "text",
+    apis: ["promise"],
+    expect: { ok: true, text: tricky, pieces: split(tricky, 3) }
   },
   {
     name: "reply/stream-batched",
@@ -780,6 +794,16 @@ export const cases: ReadonlyArray<Case> = [
     title: "Promise: `break` out of `for await` after 3 pieces closes the connection",
     mode: "stream",
     mirror: endless,
+    cancel: { via: "break", afterPieces: 3 },
+    expect: { ok: true, cancelled: true, pieces: ["tick ", "tick ", "tick "] },
+    server: { posts: 1, closed: true }
+  },
+  {
+    name: "cancel/break-text-stream",
+    title: "Promise: `break` out of `for await` over `stream` (text pieces) after 3 pieces closes the connection",
+    mode: "stream",
+    mirror: endless,
+    iterate: "text",
     cancel: { via: "break", afterPieces: 3 },
     expect: { ok: true, cancelled: true, pieces: ["tick ", "tick ", "tick "] },
     server: { posts: 1, closed: true }

@@ -105,6 +105,12 @@ class Received {
     if (delta.finishReason !== undefined) this.finishReason = delta.finishReason
   }
 
+  /** A text piece from the Promise face's `stream` (no `ChatDelta`, so no server or finish reason). */
+  piece(text: string): void {
+    if (this.cancelled) this.afterCancel++
+    else this.pieces.push(text)
+  }
+
   outcome(error: unknown | undefined, probe: Probe | undefined): Outcome {
     return {
       ok: error === undefined,
@@ -221,8 +227,12 @@ const viaPromise = async (
       if (reply.finishReason !== undefined) got.finishReason = reply.finishReason
     } else {
       const limit = cancel !== undefined && "afterPieces" in cancel ? cancel.afterPieces : Number.POSITIVE_INFINITY
-      for await (const delta of client.streamDeltas(request, { signal: controller.signal })) {
-        got.delta(delta)
+      const call = { signal: controller.signal }
+      const items: AsyncIterable<ChatDelta | string> =
+        c.iterate === "text" ? client.stream(request, call) : client.streamDeltas(request, call)
+      for await (const item of items) {
+        if (typeof item === "string") got.piece(item)
+        else got.delta(item)
         if (got.pieces.length >= limit && !got.cancelled) {
           got.cancelled = true
           if (cancel?.via === "break") break
