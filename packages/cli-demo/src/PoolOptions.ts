@@ -7,8 +7,6 @@
  */
 import { EasyChat, Presets } from "@easychat/core"
 import { MirrorServer } from "@easychat/testkit"
-import * as FetchTransport from "@easychat/transport-fetch"
-import * as NodeTransport from "@easychat/transport-node"
 import * as Options from "@effect/cli/Options"
 import type * as HttpClient from "@effect/platform/HttpClient"
 import * as Effect from "effect/Effect"
@@ -157,15 +155,15 @@ export const resolve = (parsed: Parsed, local: LocalMirror = {}): Effect.Effect<
 
 const pinOf = (pin: string): number | string => (/^\d+$/.test(pin) ? Number(pin) : pin)
 
+// Each transport is loaded only when chosen: undici alone costs a noticeable part of start-up.
 const transportLayer = (parsed: Parsed): Effect.Effect<Layer.Layer<HttpClient.HttpClient>, UsageError> => {
   if (parsed.transport === "fetch") {
     return Option.isSome(parsed.proxy)
       ? Effect.fail(new UsageError({ reason: "--proxy needs --transport node (fetch has no proxy support)" }))
-      : Effect.succeed(FetchTransport.layer())
+      : Effect.promise(() => import("@easychat/transport-fetch")).pipe(Effect.map((fetch) => fetch.layer()))
   }
-  if (Option.isNone(parsed.proxy)) return Effect.succeed(NodeTransport.layer())
-  const proxy = parsed.proxy.value
-  if (proxy !== "env") {
+  const proxy = Option.getOrUndefined(parsed.proxy)
+  if (proxy !== undefined && proxy !== "env") {
     let protocol: string
     try {
       protocol = new URL(proxy).protocol
@@ -179,7 +177,9 @@ const transportLayer = (parsed: Parsed): Effect.Effect<Layer.Layer<HttpClient.Ht
       )
     }
   }
-  return Effect.succeed(NodeTransport.layer({ proxy }))
+  return Effect.promise(() => import("@easychat/transport-node")).pipe(
+    Effect.map((node) => node.layer(proxy === undefined ? {} : { proxy }))
+  )
 }
 
 const phases: Record<string, keyof NonNullable<Presets.Options["timeouts"]>> = {

@@ -17,19 +17,6 @@ export interface Parsed extends PoolOptions.Parsed {
   readonly cors: ReadonlyArray<string>
 }
 
-/** The part of `@easychat/gateway` this command uses. */
-interface GatewayModule {
-  readonly Gateway: {
-    readonly layer: (options: {
-      readonly port?: number
-      readonly host?: string
-      readonly keys?: ReadonlyArray<string>
-      readonly cors?: ReadonlyArray<string>
-      readonly onListen?: (url: string) => void
-    }) => Layer.Layer<never, unknown, EasyChat.EasyChat | ServerPool.ServerPool>
-  }
-}
-
 /** 127.0.0.0/8, ::1 and localhost: reachable from this machine only. */
 export const isLoopback = (host: string): boolean => {
   const h = host.toLowerCase().replace(/^\[|\]$/g, "")
@@ -58,7 +45,7 @@ export const run = (parsed: Parsed): Effect.Effect<void, ExitCode.Exit> => {
       const pool = yield* PoolOptions.resolve(parsed)
       if (pool.local !== undefined) process.stderr.write(dim(`· local mirror on ${pool.local.url}\n`))
       // Loaded on demand: the other commands do not pay for the HTTP server.
-      const { Gateway } = (yield* Effect.promise(() => import("@easychat/gateway"))) as unknown as GatewayModule
+      const { Gateway } = yield* Effect.promise(() => import("@easychat/gateway"))
       const chat = EasyChat.layer(pool.options).pipe(Layer.provide(pool.transport))
       const gateway = Gateway.layer({
         port: parsed.port,
@@ -66,11 +53,11 @@ export const run = (parsed: Parsed): Effect.Effect<void, ExitCode.Exit> => {
         keys,
         cors: parsed.cors,
         onListen: (url) => {
-          process.stdout.write(`Gateway listening on ${bold(url)}\n`)
           process.stdout.write(
-            dim(
-              `  ${pool.options.servers?.length ?? 0} upstream server(s); ${keys.length > 0 ? `${keys.length} key(s) required` : "no key required"}${parsed.cors.length > 0 ? `; CORS for ${parsed.cors.join(", ")}` : ""}\n  Ctrl-C stops it.\n`
-            )
+            `Gateway listening on ${bold(url)}\n` +
+              dim(
+                `  ${pool.options.servers?.length ?? 0} upstream server(s); ${keys.length > 0 ? `${keys.length} key(s) required` : "no key required"}${parsed.cors.length > 0 ? `; CORS for ${parsed.cors.join(", ")}` : ""}\n  Ctrl-C stops it.\n`
+              )
           )
         }
       })
@@ -79,7 +66,13 @@ export const run = (parsed: Parsed): Effect.Effect<void, ExitCode.Exit> => {
         // Breakers change inside the gateway's calls: watch the pool's health.
         yield* Effect.forkScoped(watchBreakers(Context.get(context, ServerPool.ServerPool)))
       }
-      return yield* Layer.launch(Layer.provide(gateway, Layer.succeedContext(context)))
+      return yield* Layer.launch(Layer.provide(gateway, Layer.succeedContext(context))).pipe(
+        Effect.mapError((error) =>
+          error._tag === "ServeError"
+            ? new Error(`cannot listen on ${parsed.host}:${parsed.port}: ${describe(error.cause)}`)
+            : error
+        )
+      )
     })
   ).pipe(
     Effect.catchAll((error) =>
@@ -101,3 +94,6 @@ const watchBreakers = (pool: ServerPool.Service): Effect.Effect<never> =>
       before = after
     }
   })
+
+const describe = (e: unknown): string =>
+  e instanceof Error ? ((e as NodeJS.ErrnoException).code ?? e.message) : String(e)

@@ -95,11 +95,10 @@ export const run = (parsed: Parsed): Effect.Effect<void, ExitCode.Exit> =>
       }),
       (server) => Effect.promise(() => server.close())
     )
-    process.stdout.write(`Mirror listening on ${bold(server.url)}\n`)
+    const faultNote = Option.match(parsed.fault, { onNone: () => "", onSome: (text) => ` Fault: ${text}.` })
     process.stdout.write(
-      dim(
-        `  try: easychat chat --server ${server.url} "Hello"\n  Ctrl-C stops it.${fault ? ` Fault: ${parsed.fault.pipe(Option.getOrElse(() => ""))}.` : ""}\n`
-      )
+      `Mirror listening on ${bold(server.url)}\n` +
+        dim(`  try: easychat chat --server ${server.url} "Hello"\n  Ctrl-C stops it.${faultNote}\n`)
     )
     // The mirror records every request: show them with --verbose, and forget
     // them now and then so that a long-running server does not grow.
