@@ -2,19 +2,8 @@
 import * as Clients from "./clients.js"
 import { replyText } from "./corpus.js"
 import { fmt, mark, median, type RunConfig, ratio, type SectionResult, type TargetResult, table } from "./report.js"
-import { type Sampled, sample } from "./rounds.js"
+import { type Sampled, sample, timed } from "./rounds.js"
 import * as Services from "./services.js"
-
-/** Wraps a client to record its time to first delta per run. */
-const timed = (client: Clients.StreamClient, into: Array<number>): Clients.StreamClient => ({
-  ...client,
-  run: async (probe) => {
-    const t0 = performance.now()
-    const got = await client.run(probe)
-    into.push(got.first - t0)
-    return got
-  }
-})
 
 export const run = async (config: RunConfig): Promise<SectionResult> => {
   const longDeltas = config.quick ? 500 : 20000

@@ -6,7 +6,7 @@
  * figures), `--only <n>[,<n>...]` (sections by number).
  */
 import type { RunConfig, SectionResult, TargetResult } from "./report.js"
-import { machine, mark, table } from "./report.js"
+import { loadAverage, machine, mark, table } from "./report.js"
 
 const sections: ReadonlyArray<{
   readonly n: number
@@ -77,7 +77,7 @@ const main = async () => {
     const missed = targets.filter((t) => !t.met).length
     console.log(`\n${targets.length - missed} of ${targets.length} targets met.`)
   }
-  console.log(`\n_(total ${((Date.now() - started) / 1000).toFixed(0)} s)_`)
+  console.log(`\n_(total ${((Date.now() - started) / 1000).toFixed(0)} s, ${loadAverage()} at the end)_`)
 }
 
 main().then(

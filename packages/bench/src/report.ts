@@ -25,9 +25,17 @@ export const machine = (): string => {
   const cpus = os.cpus()
   return [
     `- Node ${process.version} (V8 ${process.versions.v8}), ${process.platform} ${os.release()} ${process.arch}`,
-    `- CPU: ${cpus[0]?.model.trim() ?? "unknown"} × ${cpus.length}, ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM`
+    `- CPU: ${cpus[0]?.model.trim() ?? "unknown"} × ${cpus.length}, ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM`,
+    `- ${loadAverage()} at the start`
   ].join("\n")
 }
+
+/** Other work on the machine skews every figure: the run says how busy it was. */
+export const loadAverage = (): string =>
+  `load average ${os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(", ")} (1, 5, 15 min)`
 
 export const median = (values: ReadonlyArray<number>): number => {
   if (values.length === 0) return Number.NaN

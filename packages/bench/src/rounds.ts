@@ -45,3 +45,14 @@ export const sample = async (
   }
   return results
 }
+
+/** Wraps a client to record, per run, the time from the call to its first content delta. */
+export const timed = (client: Clients.StreamClient, into: Array<number>): Clients.StreamClient => ({
+  ...client,
+  run: async (probe) => {
+    const t0 = performance.now()
+    const got = await client.run(probe)
+    into.push(got.first - t0)
+    return got
+  }
+})

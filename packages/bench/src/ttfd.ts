@@ -3,7 +3,7 @@
 import * as Clients from "./clients.js"
 import { replyText } from "./corpus.js"
 import { fmt, mark, median, type RunConfig, type SectionResult, type TargetResult, table } from "./report.js"
-import { sample } from "./rounds.js"
+import { sample, timed } from "./rounds.js"
 import * as Services from "./services.js"
 
 export const run = async (config: RunConfig): Promise<SectionResult> => {
@@ -16,31 +16,23 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
     Clients.oursFacade("node", urls),
     Clients.oursStream("node", urls),
     Clients.oursFacade("fetch", urls),
-    Clients.openai(urls)
+    Clients.openai(urls),
+    // Rungs between raw undici and the engine, to see what each layer adds per request.
+    Clients.coreOnUndici(urls),
+    Clients.coreOnPlatform(urls, false),
+    Clients.coreOnPlatform(urls, true)
   ]
   // `first` is taken inside each client when the first content delta reaches the caller.
-  const firsts = new Map<Clients.StreamClient, Array<number>>()
-  const timed = clients.map(
-    (client): Clients.StreamClient => ({
-      ...client,
-      run: async () => {
-        const t0 = performance.now()
-        const got = await client.run()
-        const list = firsts.get(client) ?? []
-        list.push(got.first - t0)
-        firsts.set(client, list)
-        return got
-      }
-    })
-  )
+  const firsts = clients.map((): Array<number> => [])
+  const timedClients = clients.map((client, i) => timed(client, firsts[i]!))
   const rounds = config.quick ? 5 : 300
   const warmup = config.quick ? 2 : 30
-  const results = await sample(timed, mirror, rounds, warmup, deltas)
+  const results = await sample(timedClients, mirror, rounds, warmup, deltas)
   await Promise.all(clients.map((client) => client.close()))
   await mirror.close()
 
   // Only the measured rounds: drop the warm-up ones.
-  const ttfd = (i: number) => median(firsts.get(clients[i]!)!.slice(warmup))
+  const ttfd = (i: number) => median(firsts[i]!.slice(warmup))
   const raw = ttfd(0)
   const rows = results.map((r, i) => [
     r.client.name,
