@@ -199,7 +199,7 @@ export class AllServersFailed extends Schema.TaggedError<AllServersFailed>("@eas
   { attempts: Schema.Array(Attempt) }
 ) {
   override get message(): string {
-    if (this.attempts.length === 0) return "No server available: every server's circuit is open"
+    if (this.attempts.length === 0) return "No server was tried: every server's circuit is open"
     const lines = this.attempts.map((a, i) => `  ${i + 1}. ${a.server}: ${a.error._tag}: ${a.error.message}`)
     return `All ${this.attempts.length} attempts failed:\n${lines.join("\n")}`
   }

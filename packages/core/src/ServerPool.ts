@@ -43,7 +43,9 @@ export interface Service {
   readonly servers: ReadonlyArray<string>
   /**
    * The next server for a call: not in `tried`, circuit not open. A pinned
-   * server is always chosen (once). `None` when no server is left.
+   * server is always chosen (once). When every circuit is open, the first
+   * attempt of a call goes to the server whose circuit reopens first. `None`
+   * when no server is left.
    */
   readonly choose: (tried: ReadonlySet<string>, pinned: string | undefined) => Effect.Effect<Option.Option<string>>
   /** Resolves a per-call `activeServer` (index or URL). */
@@ -103,7 +105,16 @@ export const fromSettings = (settings: Settings): Service => {
         const now = yield* Clock.currentTimeMillis
         if (pinned !== undefined) return tried.has(pinned) ? Option.none() : claim(pinned, now)
         const candidates = settings.servers.filter((s) => !tried.has(s) && usable(s, now))
-        if (candidates.length === 0) return Option.none()
+        if (candidates.length === 0) {
+          // Every circuit is open and the call has not tried anything yet: rather than
+          // failing without a request (a one-server pool would refuse every call for a
+          // whole cooldown), try the server whose circuit reopens first.
+          if (tried.size > 0) return Option.none()
+          const soonest = [...settings.servers].sort(
+            (a, b) => (circuits.get(a)!.openUntil ?? 0) - (circuits.get(b)!.openUntil ?? 0)
+          )[0]
+          return soonest === undefined ? Option.none() : Option.some(soonest)
+        }
         if (settings.strategy === "round-robin") {
           // The next server in pool order from the rotating cursor, skipping unusable ones.
           for (let i = 0; i < settings.servers.length; i++) {

@@ -96,6 +96,21 @@ describe("circuit breaker", () => {
     })
   )
 
+  it.effect("when every circuit is open, a call's first attempt goes to the one that reopens first", () =>
+    Effect.gen(function* () {
+      const pool = yield* ServerPool.make({ servers, breaker: { failures: 1, cooldown: "10 seconds" } })
+      const [a, b, c] = servers as [string, string, string]
+      yield* pool.onFailure(b, refused(b))
+      yield* TestClock.adjust("1 second")
+      yield* pool.onFailure(a, refused(a))
+      yield* pool.onFailure(c, refused(c))
+      expect((yield* pool.health).map((h) => h.state)).toEqual(["open", "open", "open"])
+      expect(yield* choose(pool)).toBe(b)
+      // Once the call has tried a server, open circuits are skipped again.
+      expect(yield* choose(pool, new Set([b]))).toBeUndefined()
+    })
+  )
+
   it.effect("a failed probe opens the circuit for another whole cooldown", () =>
     Effect.gen(function* () {
       const pool = yield* ServerPool.make({ servers, breaker: { failures: 1, cooldown: "10 seconds" } })
@@ -114,13 +129,14 @@ describe("circuit breaker", () => {
 
   it.effect("an interrupted probe frees the half-open server", () =>
     Effect.gen(function* () {
-      const pool = yield* ServerPool.make({ servers: ["http://a.test"], breaker: { failures: 1 } })
+      const pool = yield* ServerPool.make({ servers: ["http://a.test", "http://b.test"], breaker: { failures: 1 } })
+      const elsewhere = new Set(["http://b.test"])
       yield* pool.onFailure("http://a.test", refused("http://a.test"))
       yield* TestClock.adjust("30 seconds")
-      expect(yield* choose(pool)).toBe("http://a.test")
-      expect(yield* choose(pool)).toBeUndefined()
+      expect(yield* choose(pool, elsewhere)).toBe("http://a.test")
+      expect(yield* choose(pool, elsewhere)).toBeUndefined()
       yield* pool.release("http://a.test")
-      expect(yield* choose(pool)).toBe("http://a.test")
+      expect(yield* choose(pool, elsewhere)).toBe("http://a.test")
     })
   )
 
