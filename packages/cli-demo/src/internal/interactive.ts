@@ -125,9 +125,8 @@ export const runSession = (turn: Turn, system: ReadonlyArray<Message>): Effect.E
     (term) =>
       Effect.gen(function* () {
         const servers = turn.chat.pool.servers
-        process.stdout.write(
-          `${dim(`easychat: ${servers.length === 1 ? servers[0] : `${servers.length} servers`}. /exit or Ctrl-D to leave, /reset to start over, /help for more.`)}\n`
-        )
+        const where = servers.length === 1 ? servers[0] : `${servers.length} servers`
+        process.stdout.write(`${dim(`easychat → ${where} · /help for commands, /exit to leave`)}\n`)
         let conversation: Array<Message> = [...system]
         // A Ctrl-C that cancelled a reply or was pressed at an empty prompt: the next one exits.
         let armed = false
