@@ -331,12 +331,7 @@ export const cases: ReadonlyArray<Case> = [
     server: { gzip: true },
     differs: {
       node: {
-        why: "the Node transport hands gzip bytes to core undecoded (see the known bugs)",
-        knownBug:
-          "transport-node: undici's `request` does not decode `Content-Encoding`, and the layer adds no " +
-          "`interceptors.decompress()` (undici 7.30 has it) nor strips a caller's `Accept-Encoding`, so a caller " +
-          "who asks for gzip gets DecodeError (InvalidJson) for a whole reply and a StreamInterrupted with 0 " +
-          "deltas for a stream, on every server"
+        why: "the Node transport decodes the gzip the caller asked for (undici's decompress interceptor)"
       },
       chromium: {
         why:
@@ -783,11 +778,7 @@ export const cases: ReadonlyArray<Case> = [
       pieces: ["tick ", "tick ", "tick "],
       error: { _tag: "AbortError", typed: false }
     },
-    server: { posts: 1, closed: true },
-    knownBug:
-      "core: `Client.streamDeltas` (src/Client.ts) yields the rest of the batch it already pulled after the " +
-      "signal aborted (its `for` over the batch never checks `signal.aborted`), so the caller gets up to a " +
-      "network read's worth of deltas after aborting before the AbortError"
+    server: { posts: 1, closed: true }
   },
   {
     name: "cancel/break-stream",

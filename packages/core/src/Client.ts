@@ -83,7 +83,11 @@ export const make = (options: Options, transport: Layer.Layer<HttpClient.HttpCli
             unwrap(Exit.failCause(Cause.map(exit.cause, (e) => Option.getOrUndefined(e))), signal)
           } else {
             const batch = Chunk.toReadonlyArray(exit.value)
-            for (let i = 0; i < batch.length; i++) yield batch[i]!
+            for (let i = 0; i < batch.length; i++) {
+              // An abort between two deltas of one batch stops the iteration at once.
+              if (signal?.aborted) throw abortError(signal)
+              yield batch[i]!
+            }
           }
         }
       } finally {
