@@ -9,14 +9,21 @@ export interface Timing {
   readonly samples: number
 }
 
+// A run slower than this gets fewer samples: some competitors take seconds on some inputs.
+const SLOW_MS = 250
+
 export const time = async (config: RunConfig, run: () => unknown): Promise<Timing> => {
-  const warmup = config.quick ? 1 : 3
+  const t0 = performance.now()
+  await run()
+  const slow = performance.now() - t0 > SLOW_MS
+  const warmup = config.quick || slow ? 0 : 3
   for (let i = 0; i < warmup; i++) await run()
+  const samples = config.quick ? 3 : slow ? 5 : 10
   const stats = await measure(run, {
-    min_samples: config.quick ? 3 : 10,
-    max_samples: config.quick ? 3 : 100,
+    min_samples: samples,
+    max_samples: config.quick || slow ? samples : 100,
     // Nanoseconds of sampling after min_samples, so fast cases take more samples.
-    min_cpu_time: config.quick ? 0 : 1e9
+    min_cpu_time: config.quick || slow ? 0 : 1e9
   })
   return { median: stats.p50, samples: stats.samples.length }
 }

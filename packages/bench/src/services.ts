@@ -33,8 +33,13 @@ const childArg = "--service-child"
 
 const start = (spec: Spec): Promise<ServiceProcess> =>
   new Promise((resolve, reject) => {
+    // EASYCHAT_BENCH_CPU_PROF=<dir> profiles the servers too (written when they exit).
+    const profileDir = process.env.EASYCHAT_BENCH_CPU_PROF
     const child: ChildProcess = fork(new URL(import.meta.url), [childArg, JSON.stringify(spec)], {
-      stdio: ["ignore", "inherit", "inherit", "ipc"]
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+      execArgv: profileDir
+        ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${spec.kind}-${Date.now()}.cpuprofile`]
+        : []
     })
     const pending = new Map<number, (stats: ServiceStats) => void>()
     let nextId = 0
@@ -105,10 +110,12 @@ const runChild = async (spec: Spec) => {
         })
       }
     })
-    // The parent going away, for any reason, ends the servers too.
-    process.on("disconnect", () => {
+    // The parent going away, for any reason, ends the servers too; a normal exit lets --cpu-prof write its file.
+    const stop = () => {
       void close().finally(() => process.exit(0))
-    })
+    }
+    process.on("disconnect", stop)
+    process.on("SIGTERM", stop)
     send({ type: "ready", urls })
   } catch (error) {
     send({ type: "error", message: String(error) })
