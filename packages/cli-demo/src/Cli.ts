@@ -210,6 +210,12 @@ export const run = (argv: ReadonlyArray<string>): Promise<number> =>
       signal = name
       Effect.runFork(Fiber.interrupt(fiber))
     }
+    // `easychat chat ... | head -1`: the reader has what it wanted.
+    const onStdoutError = (error: NodeJS.ErrnoException) => {
+      if (error.code !== "EPIPE") throw error
+      process.exit(ExitCode.ok)
+    }
+    process.stdout.on("error", onStdoutError)
     const onInt = onSignal("SIGINT")
     const onTerm = onSignal("SIGTERM")
     process.on("SIGINT", onInt)

@@ -65,7 +65,8 @@ class Terminal {
     this.rl = readline.createInterface({
       input: process.stdin,
       output: process.stdout,
-      terminal: true,
+      // Line editing and history need a terminal on both sides; with stdout piped, the terminal's own echo serves.
+      terminal: Boolean(process.stdout.isTTY),
       history: loadHistory(file),
       historySize: historyLimit,
       removeHistoryDuplicates: true,
