@@ -1,6 +1,6 @@
 import { MirrorPool, MirrorServer } from "@easychat/testkit"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { chatRequests, run } from "./helpers.js"
+import { chatRequests, run, start, stop } from "./helpers.js"
 
 const echo = (text: string) => `Echo: ${text}\nThis reply comes from the easychat test mirror.`
 
@@ -140,6 +140,25 @@ describe("easychat chat", () => {
     }
     expect(requestsFor("keyed by flag")[0]?.headers.authorization).toBe(`Bearer ${key}`)
     expect(requestsFor("keyed by env")[0]?.headers.authorization).toBe(`Bearer ${key}`)
+  })
+})
+
+describe("easychat chat | a reader that stops early", () => {
+  it.concurrent("exits quietly when stdout is closed (EPIPE)", async () => {
+    const mirror = await MirrorServer.start({ reply: "many words ".repeat(20_000), chunkSize: 400, delayMs: 10 })
+    const chat = start(["chat", "--server", mirror.url, "go"])
+    try {
+      await chat.waitFor(/many words/)
+      chat.child.stdout!.destroy()
+      const result = await chat.ended
+      expect(result.code).toBe(0)
+      expect(result.stderr).toBe("")
+      // It stopped reading: the mirror's answer was cut, not finished.
+      await expect(chatRequests(mirror.requests)[0]!.closed).resolves.toMatchObject({ finished: false })
+    } finally {
+      await stop(chat)
+      await mirror.close()
+    }
   })
 })
 
