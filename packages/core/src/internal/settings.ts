@@ -143,7 +143,13 @@ export const resolve = (options: Options = {}): Either.Either<Settings, InvalidR
     if (cookieInit !== "best-effort" && cookieInit !== "required" && cookieInit !== "off") {
       return yield* fail("cookieInit", "must be best-effort, required or off")
     }
-    const lower = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]))
+    // Content-Encoding is negotiated by the transport that can decode it (fetch offers and decodes gzip;
+    // undici's request neither offers nor decodes it): a caller's Accept-Encoding would get bytes no one decodes.
+    const lower = Object.fromEntries(
+      Object.entries(headers)
+        .map(([k, v]) => [k.toLowerCase(), v] as const)
+        .filter(([k]) => k !== "accept-encoding")
+    )
     return {
       servers,
       path,

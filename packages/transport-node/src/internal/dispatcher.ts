@@ -1,4 +1,4 @@
-import { Agent, type Dispatcher, EnvHttpProxyAgent, interceptors, ProxyAgent } from "undici"
+import { Agent, type Dispatcher, EnvHttpProxyAgent, ProxyAgent } from "undici"
 import type { Options } from "../NodeTransport.js"
 
 /** The undici options shared by every kind of dispatcher this package builds. @internal */
@@ -67,15 +67,8 @@ export const dispatcherOptions = (options: Options): DispatcherOptions => {
   }
 }
 
-/**
- * Builds the dispatcher; the caller owns it and must `destroy` it. undici's
- * `request` hands over bodies as sent: the decompress interceptor decodes a
- * `Content-Encoding` the caller asked for (gzip, deflate, br), so core always
- * sees plain bytes. @internal
- */
-export const make = (options: Options): Dispatcher => base(options).compose(interceptors.decompress())
-
-const base = (options: Options): Dispatcher => {
+/** Builds the dispatcher; the caller owns it and must `destroy` it. @internal */
+export const make = (options: Options): Dispatcher => {
   const which = kind(options)
   const shared = dispatcherOptions(options)
   switch (which._tag) {
