@@ -16,7 +16,7 @@ const BEFORE = 0
 const AFTER = 2
 
 type Expected =
-  | { readonly ok: "healthy" } // the healthy mirror answered (after failover)
+  | { readonly ok: "healthy"; readonly text?: string } // the healthy mirror answered (after failover)
   | { readonly ok: "faulty"; readonly text?: string } // the faulty mirror's own reply was fine
   | { readonly error: string; readonly detail?: Record<string, unknown> } // what the caller gets
 
