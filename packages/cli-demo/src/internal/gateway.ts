@@ -52,6 +52,8 @@ export const run = (parsed: Parsed): Effect.Effect<void, ExitCode.Exit> => {
         host: parsed.host,
         keys,
         cors: parsed.cors,
+        // /v1/models lists the model the pool asks for (e.g. --model llama3.2).
+        models: [pool.options.model ?? "gpt-3.5-turbo"],
         onListen: (url) => {
           process.stdout.write(
             `Gateway listening on ${bold(url)}\n` +
