@@ -162,7 +162,7 @@ describe("Sse properties", () => {
       }),
       { numRuns: 500 }
     )
-  })
+  }, 120_000)
 
   it("gives the same events one byte at a time", () => {
     fc.assert(
@@ -171,7 +171,7 @@ describe("Sse properties", () => {
       }),
       { numRuns: 200 }
     )
-  })
+  }, 120_000)
 
   it("agrees with the reference decoder", () => {
     fc.assert(
@@ -180,7 +180,7 @@ describe("Sse properties", () => {
       }),
       { numRuns: 500 }
     )
-  })
+  }, 120_000)
 
   it("agrees with the reference decoder on invalid UTF-8", () => {
     fc.assert(
@@ -189,7 +189,7 @@ describe("Sse properties", () => {
       }),
       { numRuns: 500 }
     )
-  })
+  }, 120_000)
 
   it("agrees with the reference decoder on large chunks", () => {
     // Large texts take another path (and another TextDecoder) than small ones.
@@ -206,20 +206,53 @@ describe("Sse properties", () => {
         return out
       })
     fc.assert(
-      fc.property(large, fc.array(fc.integer({ min: 1, max: 9000 }), { maxLength: 8 }), (input, sizes) => {
-        const chunks: Array<Uint8Array> = []
-        let at = 0
-        let i = 0
-        while (at < input.length) {
-          const size = sizes.length === 0 ? 4096 : sizes[i++ % sizes.length]!
-          chunks.push(input.subarray(at, at + size))
-          at += size
+      fc.property(
+        large,
+        fc.array(fc.oneof(fc.integer({ min: 1, max: 9000 }), fc.integer({ min: 16_384, max: 70_000 })), {
+          maxLength: 8
+        }),
+        (input, sizes) => {
+          const chunks: Array<Uint8Array> = []
+          let at = 0
+          let i = 0
+          while (at < input.length) {
+            const size = sizes.length === 0 ? 4096 : sizes[i++ % sizes.length]!
+            chunks.push(input.subarray(at, at + size))
+            at += size
+          }
+          expect(feed(chunks)).toEqual(reference(input).events)
         }
-        expect(feed(chunks)).toEqual(reference(input).events)
-      }),
+      ),
       { numRuns: 100 }
     )
-  })
+  }, 120_000)
+
+  it("agrees with the reference decoder on lines longer than 64 KiB", () => {
+    // Such lines are decoded in pieces as they arrive.
+    const longLine = fc
+      .tuple(
+        fc.constantFrom("data: ", "data:", "event: ", "id: ", ": ", "retry: ", "x: "),
+        rawBytes.map((unit) => unit.filter((b) => b !== 0x0a && b !== 0x0d)).filter((unit) => unit.length > 0),
+        fc.integer({ min: 64 * 1024 - 100, max: 150 * 1024 }),
+        fc.constantFrom("\n", "\r\n", "\r", "")
+      )
+      .map(([field, unit, size, end]) => {
+        const line = new Uint8Array(size)
+        for (let i = 0; i < size; i += unit.length) line.set(unit.subarray(0, size - i), i)
+        return Uint8Array.from([...new TextEncoder().encode(field), ...line, ...new TextEncoder().encode(end)])
+      })
+    const input = fc
+      .tuple(sseBytes, longLine, sseBytes, longLine, sseBytes)
+      .map((parts) => Uint8Array.from(parts.flatMap((part) => [...part])))
+    fc.assert(
+      fc.property(input, splitPoints, fc.constantFrom(0, 1000, 8192, 65536), (input, points, size) => {
+        const sized: Array<number> = []
+        if (size > 0) for (let at = size; at < input.length; at += size) sized.push(at)
+        expect(feed(cut(input, [...points, ...sized]))).toEqual(reference(input).events)
+      }),
+      { numRuns: 40 }
+    )
+  }, 120_000)
 
   it("fails with EventTooLarge at the same event however the input is split", () => {
     // Events of many data lines, small chunks and limits around their sizes.
@@ -248,5 +281,5 @@ describe("Sse properties", () => {
       ),
       { numRuns: 500 }
     )
-  })
+  }, 120_000)
 })

@@ -265,6 +265,45 @@ describe("Sse.makeDecoder", () => {
       }
     })
 
+    it("decodes lines longer than 64 KiB whatever the chunking", () => {
+      // Long lines are decoded in pieces as they arrive.
+      const unit = Uint8Array.from([...bytes("Héllo 🌍 世界 "), 0xff, 0xe4, 0xb8, 0x41, 0xf0, 0x9f])
+      const value = new Uint8Array(unit.length * 12_000)
+      for (let i = 0; i < 12_000; i++) value.set(unit, i * unit.length)
+      const text = new TextDecoder().decode(value)
+      const input = Uint8Array.from([
+        ...bytes("id: 1\r\nevent: long\r\ndata: "),
+        ...value,
+        ...bytes("\r\ndata: "),
+        ...value,
+        ...bytes("\r\n\r\n: "),
+        ...value,
+        ...bytes("\revent: "),
+        ...value,
+        ...bytes("\rdata: x\r\rdata: "),
+        ...value
+      ])
+      const expected = [
+        ev(`${text}\n${text}`, { id: "1", event: "long" }),
+        ev("x", { id: "1", event: text }),
+        ev(text, { id: "1" })
+      ]
+      for (const size of [1000, 4096, 65_535, 65_536, 100_000, 1 << 20]) {
+        const chunks: Array<Uint8Array> = []
+        for (let i = 0; i < input.length; i += size) chunks.push(input.subarray(i, i + size))
+        expect(feed(chunks)).toEqual(expected)
+      }
+    })
+
+    it("never cuts a large chunk between the CR and the LF of a CRLF", () => {
+      // Large chunks are decoded in pieces of about 8 KiB, cut after a line end.
+      for (let at = 8180; at < 8200; at++) {
+        const first = `data: ${"a".repeat(at - 6)}\r\ndata: b\r\n\r\n`
+        const rest = "data: c\r\n\r\n".repeat(2000)
+        expect(datas(feed([first + rest]))).toEqual([`${"a".repeat(at - 6)}\nb`, ...Array(2000).fill("c")])
+      }
+    })
+
     it("decodes large chunks of mixed text like small ones", () => {
       const line = (i: number) => `data: {"n":${i},"content":"${i % 3 === 0 ? "Héllo 🌍 世界" : "hello"}"}\n\n`
       const text = Array.from({ length: 2000 }, (_, i) => line(i)).join("")
@@ -354,6 +393,39 @@ describe("Sse.makeDecoder", () => {
       const line = (n: number) => Uint8Array.from([...bytes("data: "), ...Array(n).fill(0xff), 0x0a, 0x0a])
       expect(datas(feed([line(8)], { maxEventSize: 30 }))).toEqual(["\uFFFD".repeat(8)])
       expect(() => feed([line(9)], { maxEventSize: 30 })).toThrow(DecodeError)
+    })
+
+    it("counts the bytes of lines longer than 64 KiB", () => {
+      for (const invalid of [false, true]) {
+        // An invalid byte counts 3 bytes, its U+FFFD.
+        const value = bytes("é".repeat(50_000) + "x".repeat(50_000))
+        if (invalid) value[120_000] = 0xff
+        const line = Uint8Array.from([...bytes("data: "), ...value, 0x0a, 0x0a])
+        const exact = 6 + value.length + (invalid ? 2 : 0)
+        for (const chunk of [1000, 65_536, 1 << 20]) {
+          const chunks: Array<Uint8Array> = []
+          for (let i = 0; i < line.length; i += chunk) chunks.push(line.subarray(i, i + chunk))
+          expect(feed(chunks, { maxEventSize: exact })).toHaveLength(1)
+          expect(() => feed(chunks, { maxEventSize: exact - 1 })).toThrow(DecodeError)
+        }
+      }
+    })
+
+    it("throws from push in the middle of a line longer than 64 KiB", () => {
+      const decoder = Sse.makeDecoder({ maxEventSize: 100_000 })
+      const piece = bytes("x".repeat(1000))
+      for (let i = 0; i < 100; i++) expect(decoder.push(piece)).toEqual([])
+      expect(() => decoder.push(bytes("x"))).toThrow(DecodeError)
+    })
+
+    it("counts a line longer than 64 KiB in the data of its event", () => {
+      const input = bytes(`data: ${"x".repeat(70_000)}\ndata: ${"y".repeat(40_000)}\n\n`)
+      for (const size of [1000, 65_536, input.length]) {
+        const chunks: Array<Uint8Array> = []
+        for (let i = 0; i < input.length; i += size) chunks.push(input.subarray(i, i + size))
+        expect(() => feed(chunks, { maxEventSize: 100_000 })).toThrow(DecodeError)
+        expect(feed(chunks, { maxEventSize: 110_006 })).toHaveLength(1)
+      }
     })
 
     it("limits long comments and other fields too", () => {

@@ -24,6 +24,10 @@ const MERGE_BYTES = 1024
 const COPY_LOOP_BYTES = 64
 // From this size on, a text is decoded by the decoder that suits the last one.
 const WIDE_BYTES = 2048
+// Large texts are decoded in pieces of about this size.
+const PIECE_BYTES = 8192
+// A pending line this long is decoded as it arrives, in pieces.
+const LONG_LINE_BYTES = 64 * 1024
 
 /**
  * The UTF-8 length of `text[from, to)`. Text that came out of a TextDecoder has
@@ -94,6 +98,14 @@ export class Decoder implements Sse.Decoder {
   // The bytes of the unterminated trailing line.
   private buf: Uint8Array = NO_BYTES
   private len = 0
+  // A long unterminated line is decoded as it arrives: its text so far, in
+  // pieces, and the bytes they came from. Decoding it as one block would
+  // make one large flat string (slow to allocate); its data value is built
+  // as a rope of the pieces instead.
+  private pieces: Array<string> | undefined = undefined
+  private piecesBytes = 0
+  // Decodes those pieces; holds the bytes of a character split between them.
+  private lineUtf8: TextDecoder | undefined = undefined
   // Before the first 3 bytes are known: a leading BOM may still be arriving.
   private atStart = true
   // The previous chunk ended with CR: a LF that starts this one ends nothing.
@@ -164,7 +176,14 @@ export class Decoder implements Sse.Decoder {
       this.keep(chunk, start, n)
       return
     }
-    if (this.len > 0) {
+    if (this.pieces !== undefined) {
+      let first = start
+      let b = chunk[first]!
+      while (b !== LF && b !== CR) b = chunk[++first]!
+      this.takeLongLine(chunk.subarray(start, first))
+      start = first + 1
+      if (b === CR && start <= last && chunk[start] === LF) start++
+    } else if (this.len > 0) {
       if (last + 1 - start <= MERGE_BYTES) {
         this.append(chunk, start, last + 1)
         this.takeLine()
@@ -181,7 +200,7 @@ export class Decoder implements Sse.Decoder {
         start = first + 1
       }
     }
-    if (start <= last) this.split(this.decode(chunk.subarray(start, last + 1)), last + 1 - start)
+    if (start <= last) this.region(chunk, start, last + 1)
     if (last === n - 1) this.skipLF = chunk[last] === CR
     else this.keep(chunk, last + 1, n)
   }
@@ -189,7 +208,9 @@ export class Decoder implements Sse.Decoder {
   /** Ends the input: the pending line is a line, the pending event is dispatched. */
   endInto(): void {
     if (this.failure !== undefined) throw this.failure
-    if (this.len > 0) {
+    if (this.pieces !== undefined) {
+      this.takeLongLine(NO_BYTES)
+    } else if (this.len > 0) {
       const text = this.utf8.decode(this.buf.subarray(0, this.len)) + "\n"
       this.release()
       this.split(text, -1)
@@ -222,6 +243,26 @@ export class Decoder implements Sse.Decoder {
     // Not a BOM: the bytes kept so far are ordinary input.
     this.atStart = false
     return 0
+  }
+
+  /**
+   * Decodes and interprets `chunk[from, to)`, which ends with a line end, in
+   * pieces of about PIECE_BYTES cut after a line end: each piece is decoded by
+   * the decoder that suited the last one, so that the ASCII stretches of a
+   * stream take the fast path even when the rest of it does not.
+   */
+  private region(chunk: Uint8Array, from: number, to: number): void {
+    while (to - from >= 2 * PIECE_BYTES) {
+      let cut = from + PIECE_BYTES
+      let b = chunk[cut - 1]!
+      while (b !== LF && b !== CR && cut > from + 1) b = chunk[--cut - 1]!
+      if (b !== LF && b !== CR) break
+      // Never between the CR and the LF of a CRLF.
+      if (b === CR && chunk[cut] === LF) cut++
+      this.split(this.decode(chunk.subarray(from, cut)), cut - from)
+      from = cut
+    }
+    this.split(this.decode(chunk.subarray(from, to)), to - from)
   }
 
   private decode(bytes: Uint8Array): string {
@@ -263,8 +304,53 @@ export class Decoder implements Sse.Decoder {
 
   /** Keeps the bytes of an unterminated line, failing before it grows too large. */
   private keep(chunk: Uint8Array, from: number, to: number): void {
-    if (this.dataBytes + this.len + (to - from) > this.maxEventSize) this.fail()
+    if (this.dataBytes + this.piecesBytes + this.len + (to - from) > this.maxEventSize) this.fail()
+    if (this.pieces !== undefined) {
+      this.pieces.push(this.lineUtf8!.decode(chunk.subarray(from, to), STREAM))
+      this.piecesBytes += to - from
+      return
+    }
     this.append(chunk, from, to)
+    if (this.len >= LONG_LINE_BYTES) {
+      // The first piece holds the field name: at least 16 Ki characters.
+      this.lineUtf8 ??= new TextDecoder("utf-8", { ignoreBOM: true })
+      this.pieces = [this.lineUtf8.decode(this.buf.subarray(0, this.len), STREAM)]
+      this.piecesBytes = this.len
+      this.release()
+    }
+  }
+
+  /** Interprets a long line: its pieces, then `rest`, its last bytes. */
+  private takeLongLine(rest: Uint8Array): void {
+    const pieces = this.pieces!
+    // Without `stream`: the line ends here, a split character is invalid.
+    pieces.push(this.lineUtf8!.decode(rest))
+    const bytes = this.piecesBytes + rest.length
+    this.pieces = undefined
+    this.piecesBytes = 0
+    const head = pieces[0]!
+    if (!head.startsWith("data:")) {
+      // Rare: the line is made flat and read like any other.
+      this.split(pieces.join("") + "\n", -1)
+      return
+    }
+    // Valid UTF-8 decodes to as many UTF-8 bytes as it came from.
+    let lineBytes = bytes
+    if (pieces.some((piece) => piece.includes("\uFFFD"))) {
+      lineBytes = 0
+      for (const piece of pieces) lineBytes += utf8Length(piece, 0, piece.length)
+    }
+    if (this.dataBytes + lineBytes > this.maxEventSize) this.fail()
+    const v = head.charCodeAt(5) === SPACE ? 6 : 5
+    let value = head.slice(v)
+    for (let i = 1; i < pieces.length; i++) value += pieces[i]!
+    if (this.hasData) {
+      this.data = this.data + "\n" + value
+    } else {
+      this.data = value
+      this.hasData = true
+    }
+    this.dataBytes += lineBytes - v
   }
 
   private fail(): never {
@@ -274,6 +360,7 @@ export class Decoder implements Sse.Decoder {
     })
     this.buf = NO_BYTES
     this.len = 0
+    this.pieces = undefined
     this.data = ""
     throw this.failure
   }
