@@ -51,7 +51,8 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
   const targets: Array<TargetResult> = []
   const limit = 32 * 2 ** 20
   // --quick checks the facade only: each measurement is a fresh process.
-  for (const kind of config.quick ? (["facade"] as const) : (["facade", "stream"] as const)) {
+  // Raw undici + eventsource-parser is the reference: what V8 and undici alone take on this stream.
+  for (const kind of config.quick ? (["facade"] as const) : (["raw", "facade", "stream"] as const)) {
     const peaks: Array<number> = []
     for (let i = 0; i < sizes.length; i++) {
       const deltas = deltasOf(sizes[i]!)
@@ -61,6 +62,7 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
       const growth = report.peak - Math.min(report.baseline, report.lowest)
       peaks.push(growth)
       const quarters = [3, 7, 11, 15].map((q) => report.growth[q] ?? Number.NaN)
+      const retained = [3, 7, 11, 15].map((q) => report.retained[q] ?? Number.NaN)
       rows.push([
         report.name,
         bytesLabel(sizes[i]!),
@@ -69,8 +71,10 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
         mib(growth),
         quarters.map((q) => fmt(q / 2 ** 20)).join(" / "),
         mib(report.heapPeak),
+        retained.map((q) => fmt(q / 2 ** 20)).join(" / "),
         fmt(deltas / report.seconds)
       ])
+      if (kind === "raw") continue
       if (i === sizes.length - 1) {
         targets.push({
           what: `memory: ${report.name}, RSS growth over one ${bytesLabel(sizes[i]!)} stream`,
@@ -80,6 +84,7 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
         })
       }
     }
+    if (kind === "raw") continue
     // No growth with length: the longer stream may not need more than the shorter one, within noise.
     const extra = peaks[peaks.length - 1]! - peaks[0]!
     targets.push({
@@ -96,7 +101,8 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
       "(the mixed-script reply in 4-character pieces) is consumed to the end from a mirror in another process, " +
       "RSS sampled every 10 ms and at each sixteenth of the stream. Growth is peak RSS minus the baseline " +
       "(or minus the lowest RSS seen, when RSS fell below the baseline as V8 returned pages); " +
-      "the quarters column is RSS minus baseline at 1/4, 1/2, 3/4 and the end (MiB).",
+      "the quarters columns are in MiB. A second pass over the same stream forces a full GC at each sixteenth " +
+      "and reports the heap still used (minus the same after warm-up): memory held, not garbage not yet collected.",
     "",
     table(
       [
@@ -104,9 +110,10 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
         "stream",
         "deltas",
         "baseline RSS",
-        "peak growth",
-        "growth at ¼ / ½ / ¾ / end",
+        "peak RSS growth",
+        "RSS growth at ¼ / ½ / ¾ / end",
         "peak heap used",
+        "heap retained after full GC at ¼ / ½ / ¾ / end",
         "deltas/s"
       ],
       rows

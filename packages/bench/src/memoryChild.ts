@@ -4,7 +4,7 @@ import * as Clients from "./clients.js"
 import { gc } from "./report.js"
 
 export interface MemorySpec {
-  readonly kind: "facade" | "stream"
+  readonly kind: "facade" | "stream" | "raw"
   /** A mirror with a short reply, to warm up, and the one with the long stream. */
   readonly warmUrl: string
   readonly bigUrl: string
@@ -22,13 +22,23 @@ export interface MemoryReport {
   /** Resident memory at each sixteenth of the stream, minus the baseline. */
   readonly growth: ReadonlyArray<number>
   readonly heapPeak: number
+  /**
+   * A second pass over the same stream with a full GC at each sixteenth: heap
+   * still used after it, minus the same after warm-up. Memory held for good,
+   * as opposed to garbage V8 has not collected yet.
+   */
+  readonly retained: ReadonlyArray<number>
   readonly deltas: number
   readonly seconds: number
 }
 
 const run = async (spec: MemorySpec): Promise<MemoryReport> => {
   const make = (url: string) =>
-    spec.kind === "facade" ? Clients.oursFacade("node", [url]) : Clients.oursStream("node", [url])
+    spec.kind === "facade"
+      ? Clients.oursFacade("node", [url])
+      : spec.kind === "stream"
+        ? Clients.oursStream("node", [url])
+        : Clients.rawUndici([url])
   const warm = make(spec.warmUrl)
   for (let i = 0; i < 5; i++) await warm.run()
   await warm.close()
@@ -53,12 +63,25 @@ const run = async (spec: MemorySpec): Promise<MemoryReport> => {
     heapPeak = Math.max(heapPeak, memory.heapUsed)
     growth.push(memory.rss - baseline)
   }
+  const every = Math.max(1, Math.floor(spec.deltas / 16))
   const t0 = performance.now()
-  const got = await client.run({ every: Math.max(1, Math.floor(spec.deltas / 16)), at: checkpoint })
+  const got = await client.run({ every, at: checkpoint })
   const seconds = (performance.now() - t0) / 1000
   clearInterval(timer)
+
+  gc()
+  const heapBase = process.memoryUsage().heapUsed
+  const retained: Array<number> = []
+  const again = await client.run({
+    every,
+    at: () => {
+      gc()
+      retained.push(process.memoryUsage().heapUsed - heapBase)
+    }
+  })
   await client.close()
-  return { name: client.name, baseline, peak, lowest, growth, heapPeak, deltas: got.deltas, seconds }
+  if (again.deltas !== got.deltas) throw new Error(`the second pass received ${again.deltas} of ${got.deltas} deltas`)
+  return { name: client.name, baseline, peak, lowest, growth, heapPeak, retained, deltas: got.deltas, seconds }
 }
 
 process.once("message", (spec: MemorySpec) => {

@@ -181,7 +181,8 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
       "`chat.completion.chunk`s whose token-sized contents mix ASCII prose and code, accented Latin, emoji and CJK; " +
       `"${crlf.name}" is the same with CRLF line ends; "${large.name}" is one ${fmt(large.bytes.length / 2 ** 20)} MiB event. ` +
       "Each run decodes the whole corpus fed in reads of the given size and counts events and data characters " +
-      "(checked equal across decoders). Throughput in MB/s (10^6 bytes/s), median of the samples.",
+      "(checked equal across decoders). Throughput in MB per CPU second (10^6 bytes per second of this " +
+      "process's CPU time: the machine is shared, so wall time would count other processes too), median of the samples.",
     "",
     table(
       [
@@ -198,7 +199,7 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
     ),
     "",
     "As `Stream` combinators (one network read per pull): ours `Sse.decode()` against @effect/experimental's " +
-      "`Stream.decodeText()` + `Sse.makeChannel()`, MB/s:",
+      "`Stream.decodeText()` + `Sse.makeChannel()`, MB per CPU second:",
     "",
     table(["corpus", "read size", "ours `Sse.decode`", "experimental `makeChannel`", "ours / experimental"], streamRows)
   ].join("\n")
