@@ -68,12 +68,13 @@ const dataValueStart = (text: string, s: number, e: number): number => {
  * "Interpreting an event stream").
  *
  * Bytes are only scanned for line ends; the complete lines of a chunk are
- * decoded with one TextDecoder call and split as a string (native `indexOf`
- * is far faster than a byte loop). Line ends are ASCII and never part of a
- * multi-byte character, so decoding whole lines is the same as decoding the
- * whole stream, invalid bytes included. Only the bytes of the trailing,
- * unterminated line are kept between chunks, in a buffer that grows
- * geometrically, so the work is linear in the input whatever the chunking.
+ * decoded with one TextDecoder call (per 8 KiB or so) and split as a string
+ * (native `indexOf` is far faster than a byte loop). Line ends are ASCII and
+ * never part of a multi-byte character, so decoding whole lines is the same
+ * as decoding the whole stream, invalid bytes included. Only the bytes of the
+ * trailing, unterminated line are kept between chunks, in a buffer that grows
+ * geometrically (a line past 64 KiB is decoded as it arrives instead), so the
+ * work is linear in the input whatever the chunking.
  *
  * The size of an event is the UTF-8 bytes of its data values so far plus the
  * bytes of the current line (an invalid byte counts as its U+FFFD, which is
@@ -305,27 +306,38 @@ export class Decoder implements Sse.Decoder {
   /** Keeps the bytes of an unterminated line, failing before it grows too large. */
   private keep(chunk: Uint8Array, from: number, to: number): void {
     if (this.dataBytes + this.piecesBytes + this.len + (to - from) > this.maxEventSize) this.fail()
-    if (this.pieces !== undefined) {
-      this.pieces.push(this.lineUtf8!.decode(chunk.subarray(from, to), STREAM))
-      this.piecesBytes += to - from
+    if (this.len === 0 && to - from >= LONG_LINE_BYTES) {
+      this.piece(chunk.subarray(from, to))
       return
     }
     this.append(chunk, from, to)
     if (this.len >= LONG_LINE_BYTES) {
-      // The first piece holds the field name: at least 16 Ki characters.
-      this.lineUtf8 ??= new TextDecoder("utf-8", { ignoreBOM: true })
-      this.pieces = [this.lineUtf8.decode(this.buf.subarray(0, this.len), STREAM)]
-      this.piecesBytes = this.len
+      this.piece(this.buf.subarray(0, this.len))
       this.release()
     }
   }
 
-  /** Interprets a long line: its pieces, then `rest`, its last bytes. */
+  /** Decodes the next piece of a long line; the first holds its field name. */
+  private piece(bytes: Uint8Array): void {
+    this.lineUtf8 ??= new TextDecoder("utf-8", { ignoreBOM: true })
+    const text = this.lineUtf8.decode(bytes, STREAM)
+    if (this.pieces === undefined) this.pieces = [text]
+    else this.pieces.push(text)
+    this.piecesBytes += bytes.length
+  }
+
+  /** Interprets a long line: its pieces, the pending bytes, then `rest`, its last bytes. */
   private takeLongLine(rest: Uint8Array): void {
     const pieces = this.pieces!
+    let last = rest
+    if (this.len > 0) {
+      this.append(rest, 0, rest.length)
+      last = this.buf.subarray(0, this.len)
+    }
     // Without `stream`: the line ends here, a split character is invalid.
-    pieces.push(this.lineUtf8!.decode(rest))
-    const bytes = this.piecesBytes + rest.length
+    pieces.push(this.lineUtf8!.decode(last))
+    const bytes = this.piecesBytes + last.length
+    this.release()
     this.pieces = undefined
     this.piecesBytes = 0
     const head = pieces[0]!
