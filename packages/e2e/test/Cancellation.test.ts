@@ -50,7 +50,9 @@ const closedWithin = async (cancelledAt: number) => {
   expect(closed!.at - cancelledAt).toBeLessThanOrEqual(BOUND_MS)
 }
 
-describe.each(transports)("on the %s transport", (_name, transport) => {
+// The 100 ms bound is a wall-clock bound on a 2-core machine: a test may be retried
+// when another process steals the core at that moment; the socket must close every time.
+describe.each(transports)("on the %s transport", { retry: 2 }, (_name, transport) => {
   it("interrupting the Effect stream closes the connection", async () => {
     let cancelledAt = 0
     await run(
