@@ -21,9 +21,9 @@ const KEEP_BUFFER_BYTES = 64 * 1024
 // pending line and decoded together: one TextDecoder call instead of two.
 const MERGE_BYTES = 1024
 // Shorter copies are faster as a loop than through a subarray.
-const COPY_LOOP_BYTES = 64
+const COPY_LOOP_BYTES = 16
 // From this size on, a text is decoded by the decoder that suits the last one.
-const WIDE_BYTES = 2048
+const WIDE_BYTES = 768
 // Large texts are decoded in pieces of about this size.
 const PIECE_BYTES = 8192
 // A pending line this long is decoded as it arrives, in pieces.
