@@ -728,11 +728,7 @@ export const cases: ReadonlyArray<Case> = [
     // One write, and a limit small enough to be passed inside the first read of every runtime.
     mirror: { reply: plain, batch: 8, fault: { kind: "oversize-event", afterDeltas: 2, size: 256 * 1024 } },
     options: { maxEventSize: 4 * 1024 },
-    expect: { ok: false, pieces: plainPieces.slice(0, 2), error: { _tag: "DecodeError", reason: "EventTooLarge" } },
-    knownBug:
-      "core: Sse decoder `push` throws EventTooLarge and drops the events the same chunk completed before it, so " +
-      "the 2 deltas are never delivered and the call fails over as if no text had arrived " +
-      "(AllServersFailed[DecodeError] instead of 2 deltas then DecodeError)"
+    expect: { ok: false, pieces: plainPieces.slice(0, 2), error: { _tag: "DecodeError", reason: "EventTooLarge" } }
   },
   {
     name: "fault/stall-mid-stream",

@@ -435,3 +435,15 @@ describe("info", () => {
 })
 
 void http
+
+describe("an oversize event in the same network read as earlier deltas", () => {
+  it("delivers the deltas completed before it, then fails with EventTooLarge", async () => {
+    server.use(...mirror(A, [], () => sse([chunk("one") + chunk("two") + `data: ${"x".repeat(5000)}\n\n`])))
+    const seen: Array<string> = []
+    const error = await failureOf({ ...one, maxEventSize: 1024 }, (chat) =>
+      Stream.runForEach(chat.stream({ messages }), (d) => Effect.sync(() => seen.push(d.content)))
+    )
+    expect(seen).toEqual(["one", "two"])
+    expect(error).toMatchObject({ _tag: "DecodeError", reason: "EventTooLarge", server: A })
+  })
+})

@@ -91,7 +91,7 @@ export interface Engine {
 export const make = (settings: Settings, pool: ServerPool.Service, http: HttpClient.HttpClient): Engine => {
   const cookies = makeCookieStore()
   const initLocks = new Map<string, Effect.Semaphore>()
-  const { timeouts } = settings
+  const { timeouts, maxEventSize } = settings
   const millis = (d: Duration.Duration) => Duration.toMillis(d)
 
   const secretsOf = (server: string): ReadonlyArray<string> => {
@@ -323,7 +323,7 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
     delivered: Delivered
   ): Stream.Stream<ChatDelta, AttemptError> => {
     const channel = Channel.suspend(() => {
-      const decoder = Sse.makeDecoder({ maxEventSize: settings.maxEventSize })
+      const decoder = Sse.makeDecoder({ maxEventSize })
       const secrets = secretsOf(server)
       let finished = false
       // Returns true at `[DONE]`; pushes the deltas of `events` to `out`.
@@ -369,8 +369,14 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
           const out: Array<ChatDelta> = []
           try {
             for (const bytes of input) {
-              // `[DONE]`: stop reading; the body's finalizer releases the connection at once.
-              if (run(decoder.push(bytes), out)) return emit(out)
+              // `push` throws at an oversize event and its chunk's earlier events would be lost with it:
+              // a read larger than `maxEventSize` goes in slices of at most that size, so an event
+              // completed before the overflow was always returned by an earlier slice.
+              for (let at = 0; at < bytes.length; at += maxEventSize) {
+                const slice = bytes.length <= maxEventSize ? bytes : bytes.subarray(at, at + maxEventSize)
+                // `[DONE]`: stop reading; the body's finalizer releases the connection at once.
+                if (run(decoder.push(slice), out)) return emit(out)
+              }
             }
           } catch (error) {
             return failAfter(out, error)
