@@ -618,10 +618,10 @@ export const cases: ReadonlyArray<Case> = [
   },
   {
     name: "fault/stall-before-first-token",
-    title: "headers, then silence: Timeout (firstToken) after `timeouts.idle`, connection closed",
+    title: "headers, then silence: Timeout (firstToken) after `timeouts.firstToken`, connection closed",
     mode: "stream",
     mirror: { reply: plain, fault: { kind: "stall-mid-stream", afterDeltas: 0 } },
-    options: { timeouts: { idle: 300 } },
+    options: { timeouts: { firstToken: 300 } },
     expect: {
       ok: false,
       pieces: [],

@@ -18,6 +18,7 @@ import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { ChatCompletion, ChatDelta, ChatRequestInput } from "./Chat.js"
 import * as EasyChat from "./EasyChat.js"
+import type { EasyChatError } from "./Errors.js"
 import { resolve } from "./internal/settings.js"
 import type { Options } from "./Presets.js"
 import type { ServerHealth } from "./ServerPool.js"
@@ -65,34 +66,76 @@ export const make = (options: Options, transport: Layer.Layer<HttpClient.HttpCli
   const runtime = ManagedRuntime.make(Layer.orDie(EasyChat.layer(options)).pipe(Layer.provide(transport)))
   const chat = EasyChat.EasyChat
 
-  const streamDeltas = (request: ChatRequestInput, call: CallOptions = {}): AsyncIterable<ChatDelta> => ({
-    async *[Symbol.asyncIterator]() {
+  /**
+   * One hand-written iterator per call: each network read's batch crosses into
+   * Promise land once, then its items are served from an array (an async
+   * generator would add a promise and a microtask turn per item, twice when
+   * `stream` wrapped `streamDeltas`). `pick` maps a delta to what the caller
+   * iterates, or `undefined` to skip it.
+   */
+  const iterate = <A>(
+    request: ChatRequestInput,
+    call: CallOptions,
+    pick: (delta: ChatDelta) => A | undefined
+  ): AsyncIterable<A> => ({
+    [Symbol.asyncIterator](): AsyncIterator<A> {
       const { signal } = call
-      if (signal?.aborted) throw abortError(signal)
-      const scope = Effect.runSync(Scope.make())
-      try {
-        // One pull per network read: each batch of deltas crosses into Promise land once.
-        const pull = await runtime.runPromise(
-          Effect.flatMap(chat, (c) => Stream.toPull(c.stream(request))).pipe(Scope.extend(scope))
-        )
+      let scope: Scope.CloseableScope | undefined
+      let pull: Effect.Effect<Chunk.Chunk<ChatDelta>, Option.Option<EasyChatError>> | undefined
+      let batch: ReadonlyArray<ChatDelta> = []
+      let index = 0
+      let finished = false
+      // Closing the scope interrupts the stream and closes its connection.
+      const close = async () => {
+        finished = true
+        const open = scope
+        scope = undefined
+        if (open !== undefined) await Effect.runPromise(Scope.close(open, Exit.void))
+      }
+      const fail = async (error: unknown): Promise<never> => {
+        await close()
+        throw error
+      }
+      const next = async (): Promise<IteratorResult<A>> => {
         while (true) {
+          while (index < batch.length) {
+            // An abort between two deltas of one batch stops the iteration at once.
+            if (signal?.aborted) return fail(abortError(signal))
+            const value = pick(batch[index++]!)
+            if (value !== undefined) return { value, done: false }
+          }
+          if (finished) return { value: undefined, done: true }
+          if (signal?.aborted) return fail(abortError(signal))
+          if (pull === undefined) {
+            scope = Effect.runSync(Scope.make())
+            pull = await runtime.runPromise(
+              Effect.flatMap(chat, (c) => Stream.toPull(c.stream(request))).pipe(Scope.extend(scope))
+            )
+          }
           const exit = await runtime.runPromiseExit(pull, signal ? { signal } : undefined)
-          if (Exit.isFailure(exit)) {
-            const failure = Cause.failureOption(exit.cause)
-            if (Option.isSome(failure) && Option.isNone(failure.value)) return
+          if (Exit.isSuccess(exit)) {
+            batch = Chunk.toReadonlyArray(exit.value)
+            index = 0
+            continue
+          }
+          const failure = Cause.failureOption(exit.cause)
+          if (Option.isSome(failure) && Option.isNone(failure.value)) {
+            await close()
+            return { value: undefined, done: true }
+          }
+          try {
             unwrap(Exit.failCause(Cause.map(exit.cause, (e) => Option.getOrUndefined(e))), signal)
-          } else {
-            const batch = Chunk.toReadonlyArray(exit.value)
-            for (let i = 0; i < batch.length; i++) {
-              // An abort between two deltas of one batch stops the iteration at once.
-              if (signal?.aborted) throw abortError(signal)
-              yield batch[i]!
-            }
+          } catch (error) {
+            return fail(error)
           }
         }
-      } finally {
-        // Closing the scope interrupts the stream and closes its connection.
-        await Effect.runPromise(Scope.close(scope, Exit.void))
+      }
+      return {
+        next,
+        return: async () => {
+          await close()
+          return { value: undefined, done: true }
+        }
       }
     }
   })
@@ -107,12 +150,9 @@ export const make = (options: Options, transport: Layer.Layer<HttpClient.HttpCli
       )
       return unwrap(exit, signal)
     },
-    streamDeltas,
-    stream: (request, call) => ({
-      async *[Symbol.asyncIterator]() {
-        for await (const delta of streamDeltas(request, call)) if (delta.content !== "") yield delta.content
-      }
-    }),
+    streamDeltas: (request, call = {}) => iterate(request, call, (delta) => delta),
+    stream: (request, call = {}) =>
+      iterate(request, call, (delta) => (delta.content === "" ? undefined : delta.content)),
     health: () => runtime.runPromise(Effect.flatMap(chat, (c) => c.pool.health)),
     close: () => runtime.dispose()
   }

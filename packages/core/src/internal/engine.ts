@@ -21,6 +21,7 @@ import {
   HttpStatusError,
   isEasyChatError,
   NoResponse,
+  type Phase,
   StreamInterrupted,
   Timeout,
   TransportError,
@@ -38,6 +39,9 @@ interface Delivered {
   deltas: number
   characters: number
 }
+
+/** How long the next wait of an attempt may take, and the phase that ends when it runs out. */
+type Limit = () => { readonly ms: number; readonly phase: Phase }
 
 const REASONS: Record<number, string> = {
   400: "Bad Request",
@@ -320,7 +324,8 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
   const decodeBody = (
     server: string,
     response: HttpClientResponse.HttpClientResponse,
-    delivered: Delivered
+    delivered: Delivered,
+    limit: Limit
   ): Stream.Stream<ChatDelta, AttemptError> => {
     const channel = Channel.suspend(() => {
       const decoder = Sse.makeDecoder({ maxEventSize })
@@ -414,42 +419,82 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
       })
       return loop
     })
-    return response.stream.pipe(
-      Stream.timeoutFail(
-        () =>
-          new Timeout({ server, phase: delivered.deltas > 0 ? "idle" : "firstToken", millis: millis(timeouts.idle) }),
-        timeouts.idle
-      ),
-      Stream.pipeThroughChannel(channel)
-    )
+    return readWithin(server, response.stream, limit).pipe(Stream.pipeThroughChannel(channel))
   }
 
-  const attemptStream = (server: string, request: ChatRequest, delivered: Delivered) =>
+  const phaseMillis = {
+    headers: millis(timeouts.headers),
+    firstToken: millis(timeouts.firstToken),
+    idle: millis(timeouts.idle),
+    total: millis(timeouts.total)
+  } as const
+  const timeoutOf = (server: string, phase: Phase) => new Timeout({ server, phase, millis: phaseMillis[phase] })
+
+  /**
+   * The limit of an attempt's next wait: the first token (counted from the
+   * attempt's start) until a delta arrived, then the idle gap; never past the
+   * call's total.
+   */
+  const limitFor =
+    (clock: Clock.Clock, attemptStart: number, callEnd: number, delivered: Delivered): Limit =>
+    () => {
+      const now = clock.unsafeCurrentTimeMillis()
+      const own =
+        delivered.deltas > 0
+          ? { ms: phaseMillis.idle, phase: "idle" as const }
+          : { ms: attemptStart + phaseMillis.firstToken - now, phase: "firstToken" as const }
+      const total = callEnd - now
+      return total < own.ms ? { ms: total, phase: "total" } : own
+    }
+
+  /**
+   * Bounds each read of a body by the limit in force when it starts: one
+   * timer per network read covers the first token, the idle gap and the
+   * total at once.
+   */
+  const readWithin = <E>(
+    server: string,
+    body: Stream.Stream<Uint8Array, E>,
+    limit: Limit
+  ): Stream.Stream<Uint8Array, E | Timeout> =>
+    Stream.fromPull(
+      Effect.map(Stream.toPull(body), (pull) =>
+        Effect.suspend((): Effect.Effect<Chunk.Chunk<Uint8Array>, Option.Option<E | Timeout>> => {
+          const { ms, phase } = limit()
+          const timedOut = (): Option.Option<E | Timeout> => Option.some(timeoutOf(server, phase))
+          return ms <= 0 ? Effect.fail(timedOut()) : Effect.timeoutFail(pull, { duration: ms, onTimeout: timedOut })
+        })
+      )
+    )
+
+  const attemptStream = (
+    server: string,
+    request: ChatRequest,
+    delivered: Delivered,
+    clock: Clock.Clock,
+    callEnd: number
+  ): Stream.Stream<ChatDelta, AttemptError> =>
     Stream.unwrap(
       Effect.gen(function* () {
-        const start = yield* Clock.currentTimeMillis
-        const response = yield* open(server, request, true)
-        const latency = (yield* Clock.currentTimeMillis) - start
+        const start = clock.unsafeCurrentTimeMillis()
+        const limit = limitFor(clock, start, callEnd, delivered)
+        // Cookie initialisation and the headers count against the first token and the total too.
+        const before = limit()
+        const response = yield* Effect.timeoutFail(open(server, request, true), {
+          duration: Math.max(0, before.ms),
+          onTimeout: () => timeoutOf(server, before.phase)
+        })
+        const latency = clock.unsafeCurrentTimeMillis() - start
         const contentType = contentTypeOf(response)
         if (isEventStream(contentType)) {
-          return Stream.concat(decodeBody(server, response, delivered), Stream.execute(pool.onSuccess(server, latency)))
+          return Stream.concat(
+            decodeBody(server, response, delivered, limit),
+            Stream.execute(pool.onSuccess(server, latency))
+          )
         }
         if (isJson(contentType)) return yield* jsonInsteadOfStream(server, response)
         return yield* unexpected(server, response, "text/event-stream")
       })
-    ).pipe(
-      // The first token must arrive in time; after it, only the idle limit applies.
-      Stream.interruptWhen(
-        Effect.sleep(timeouts.firstToken).pipe(
-          Effect.zipRight(
-            Effect.suspend(() =>
-              delivered.deltas > 0
-                ? Effect.never
-                : Effect.fail(new Timeout({ server, phase: "firstToken", millis: millis(timeouts.firstToken) }))
-            )
-          )
-        )
-      )
     )
 
   const attemptComplete = (server: string, request: ChatRequest): Effect.Effect<ChatCompletion, AttemptError> =>
@@ -460,7 +505,11 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
       const contentType = contentTypeOf(response)
       if (isEventStream(contentType)) {
         // A server that streams anyway: join its deltas.
-        const deltas = yield* Stream.runCollect(decodeBody(server, response, { deltas: 0, characters: 0 }))
+        const joined: Delivered = { deltas: 0, characters: 0 }
+        const clock = yield* Effect.clock
+        const deltas = yield* Stream.runCollect(
+          decodeBody(server, response, joined, limitFor(clock, start, Number.POSITIVE_INFINITY, joined))
+        )
         let content = ""
         let finishReason: string | undefined
         let usage: ChatCompletion["usage"]
@@ -518,18 +567,12 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
       )
     })
 
-  const totalTimeout = (current: () => string) =>
-    Effect.sleep(timeouts.total).pipe(
-      Effect.zipRight(
-        Effect.suspend(() =>
-          Effect.fail(new Timeout({ server: current(), phase: "total", millis: millis(timeouts.total) }))
-        )
-      )
-    )
-
   const stream = (input: unknown): Stream.Stream<ChatDelta, EasyChatError> =>
     Stream.unwrap(
-      Effect.map(prepare(input), ({ request, pinned }) => {
+      Effect.gen(function* () {
+        const { request, pinned } = yield* prepare(input)
+        const clock = yield* Effect.clock
+        const callEnd = clock.unsafeCurrentTimeMillis() + phaseMillis.total
         const tried = new Set<string>()
         const attempts: Array<Attempt> = []
         const delivered: Delivered = { deltas: 0, characters: 0 }
@@ -537,6 +580,9 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
         const next = (): Stream.Stream<ChatDelta, EasyChatError> =>
           Stream.unwrap(
             Effect.gen(function* () {
+              if (current !== "" && clock.unsafeCurrentTimeMillis() >= callEnd) {
+                return Stream.fail(timeoutOf(current, "total"))
+              }
               if (attempts.length >= settings.maxAttempts) return Stream.fail(new AllServersFailed({ attempts }))
               const chosen = yield* pool.choose(tried, pinned)
               if (Option.isNone(chosen)) return Stream.fail(new AllServersFailed({ attempts }))
@@ -544,7 +590,7 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
               const number = attempts.length + 1
               tried.add(server)
               current = server
-              const attempt = attemptStream(server, request, delivered).pipe(
+              const attempt = attemptStream(server, request, delivered, clock, callEnd).pipe(
                 Stream.concat(Stream.execute(Effect.annotateCurrentSpan({ "easychat.outcome": "ok" }))),
                 Stream.tapError((error) => Effect.annotateCurrentSpan({ "easychat.outcome": error._tag })),
                 Stream.withSpan("easychat.attempt", {
@@ -553,8 +599,9 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
               )
               return attempt.pipe(
                 Stream.catchAll((error) =>
-                  // After the first delta there is no failover; a request fault fails over nowhere.
-                  delivered.deltas > 0 || isRequestFault(error)
+                  // After the first delta there is no failover; a request fault or the call's
+                  // total limit fails over nowhere.
+                  delivered.deltas > 0 || isRequestFault(error) || (error._tag === "Timeout" && error.phase === "total")
                     ? Stream.execute(pool.onFailure(server, error)).pipe(Stream.concat(Stream.fail(error)))
                     : Stream.execute(afterFailure(server, error, attempts, number)).pipe(Stream.concat(next()))
                 ),
@@ -562,7 +609,7 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
               )
             })
           )
-        return next().pipe(Stream.interruptWhen(totalTimeout(() => current)))
+        return next()
       })
     ).pipe(Stream.withSpan("easychat.stream"))
 
