@@ -103,8 +103,8 @@ export const openai = (urls: ReadonlyArray<string>): StreamClient => {
   const next = rotate(urls.map((url) => new OpenAI({ baseURL: `${url}/v1`, apiKey: "sk-bench-not-a-secret" })))
   return {
     name: "openai client",
-    run: async () => {
-      const into = received()
+    run: async (probe) => {
+      const into = received(probe)
       const stream = await next().chat.completions.create({ model, messages, stream: true })
       for await (const chunk of stream) {
         const content = chunk.choices[0]?.delta?.content
@@ -125,8 +125,8 @@ export const rawUndici = (urls: ReadonlyArray<string>): StreamClient => {
   const body = JSON.stringify({ model, messages, stream: true })
   return {
     name: "raw undici + eventsource-parser",
-    run: async () => {
-      const into = received()
+    run: async (probe) => {
+      const into = received(probe)
       const response = await undici.request(next(), {
         method: "POST",
         headers: { "content-type": "application/json", accept: "text/event-stream" },

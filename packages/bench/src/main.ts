@@ -55,7 +55,7 @@ const main = async () => {
   )
   console.log(machine())
   console.log(
-    `- ${new Date().toISOString()}, command: \`node --expose-gc dist/main.js ${process.argv.slice(2).join(" ")}\`\n`
+    `- ${new Date().toISOString()}, command: \`${["node --expose-gc dist/main.js", ...process.argv.slice(2)].join(" ")}\`\n`
   )
   const targets: Array<TargetResult> = []
   for (const section of sections) {
