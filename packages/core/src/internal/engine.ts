@@ -2,8 +2,6 @@ import type * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
-import * as Cause from "effect/Cause"
-import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
@@ -30,6 +28,7 @@ import {
 import type * as ServerPool from "../ServerPool.js"
 import { isRequestFault } from "../ServerPool.js"
 import * as Sse from "../Sse.js"
+import * as Body from "./body.js"
 import { makeCookieStore } from "./cookies.js"
 import { completionOf, excerpt, parseJson, serverMessage, stepOf, upstreamFromBody } from "./reply.js"
 import type { Settings } from "./settings.js"
@@ -62,17 +61,26 @@ const REASONS: Record<number, string> = {
 
 const MAX_REDIRECTS = 5
 
-const describe = (error: HttpClientError.HttpClientError): string => {
+/** The messages (and codes) of an error and its causes, or `fallback`. */
+const describeCause = (error: unknown, fallback: string): string => {
   const parts: Array<string> = []
-  let cause: unknown = error.cause
+  let cause = error
   for (let depth = 0; depth < 4 && cause instanceof Error; depth++) {
     const code = (cause as { code?: unknown }).code
     const text = typeof code === "string" && !cause.message.includes(code) ? `${code}: ${cause.message}` : cause.message
     if (text && !parts.includes(text)) parts.push(text)
     cause = cause.cause
   }
-  return parts.length > 0 ? parts.join(": ") : error.reason
+  return parts.length > 0 ? parts.join(": ") : fallback
 }
+
+const describe = (error: HttpClientError.HttpClientError): string => describeCause(error.cause, error.reason)
+
+/** The end of a body, once its queue is empty. */
+const END: Effect.Effect<never, Option.Option<never>> = Effect.fail(Option.none())
+
+/** How many bytes of a body are decoded ahead of the caller before the body pauses. */
+const HIGH_WATER = 64 * 1024
 
 const contentTypeOf = (response: HttpClientResponse.HttpClientResponse) =>
   (response.headers["content-type"] ?? "").toLowerCase()
@@ -318,109 +326,200 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
     })
 
   /**
-   * Decodes one response body: each network read is decoded in one
-   * synchronous batch (SSE, JSON, content) and emitted as one chunk.
+   * Decodes one response body. Each network read is decoded as it arrives, in
+   * one synchronous batch (SSE, JSON, content), into a queue that the caller
+   * takes whole at each pull; the body pauses while the caller is more than
+   * `HIGH_WATER` bytes behind. Deltas decoded before a fault reach the caller
+   * before the fault does.
    */
   const decodeBody = (
     server: string,
     response: HttpClientResponse.HttpClientResponse,
     delivered: Delivered,
     limit: Limit
-  ): Stream.Stream<ChatDelta, AttemptError> => {
-    const channel = Channel.suspend(() => {
-      const decoder = Sse.makeDecoder({ maxEventSize })
-      const secrets = secretsOf(server)
-      let finished = false
-      // Returns true at `[DONE]`; pushes the deltas of `events` to `out`.
-      const run = (events: ReadonlyArray<Sse.SseEvent>, out: Array<ChatDelta>): boolean => {
-        for (const event of events) {
-          const step = stepOf(server, event, secrets)
-          if (step === undefined) continue
-          if (step._tag === "Done") return true
-          const delta = step.delta
-          if (delta.finishReason !== undefined) finished = true
-          delivered.deltas++
-          delivered.characters += delta.content.length
-          out.push(delta)
+  ): Stream.Stream<ChatDelta, AttemptError> =>
+    Stream.fromPull(
+      Effect.gen(function* () {
+        const scope = yield* Effect.scope
+        const clock = yield* Effect.clock
+        const decoder = Sse.makeDecoder({ maxEventSize })
+        const secrets = secretsOf(server)
+        type Pull = Effect.Effect<Chunk.Chunk<ChatDelta>, Option.Option<AttemptError>>
+        let queue: Array<ChatDelta> = []
+        let behind = 0
+        let paused = false
+        let finished = false
+        // What the caller gets once the queue is empty: the end, a failure or a defect.
+        let stop: Pull | undefined
+        let waiting: ((pull: Pull) => void) | undefined
+        let deadline = 0
+        let phase: Phase = "firstToken"
+        let watchdogUntil = Number.POSITIVE_INFINITY
+        let body: Body.Body | undefined
+
+        const take = (): Chunk.Chunk<ChatDelta> => {
+          const out = queue
+          queue = []
+          behind = 0
+          if (paused) {
+            paused = false
+            body?.resume()
+          }
+          return Chunk.unsafeFromArray(out)
         }
-        return false
-      }
-      const emit = (out: Array<ChatDelta>): Channel.Channel<Chunk.Chunk<ChatDelta>> =>
-        out.length === 0 ? Channel.void : Channel.write(Chunk.unsafeFromArray(out))
-      // Deltas decoded before a fault in the same read still reach the caller.
-      const failAfter = (
-        out: Array<ChatDelta>,
-        error: unknown
-      ): Channel.Channel<Chunk.Chunk<ChatDelta>, unknown, AttemptError> =>
-        Channel.zipRight(
-          emit(out),
-          isEasyChatError(error) && error._tag !== "AllServersFailed"
-            ? Channel.fail(
-                error._tag === "DecodeError" && error.server === undefined
-                  ? new DecodeError({ ...error, server })
-                  : error
-              )
-            : Channel.failCause(Cause.die(error))
-        )
-      const loop: Channel.Channel<
-        Chunk.Chunk<ChatDelta>,
-        Chunk.Chunk<Uint8Array>,
-        AttemptError,
-        AttemptError | HttpClientError.ResponseError,
-        unknown,
-        unknown
-      > = Channel.readWithCause({
-        onInput: (input: Chunk.Chunk<Uint8Array>) => {
-          const out: Array<ChatDelta> = []
-          try {
-            for (const bytes of input) {
+        const wake = () => {
+          const resume = waiting
+          if (resume === undefined || (queue.length === 0 && stop === undefined)) return
+          waiting = undefined
+          resume(queue.length > 0 ? Effect.succeed(take()) : stop!)
+        }
+        const failWith = (error: unknown) => {
+          stop =
+            isEasyChatError(error) && error._tag !== "AllServersFailed"
+              ? Effect.fail(
+                  Option.some(
+                    error._tag === "DecodeError" && error.server === undefined
+                      ? new DecodeError({ ...error, server })
+                      : error
+                  )
+                )
+              : Effect.die(error)
+          body?.cancel()
+        }
+        // Returns true at `[DONE]`.
+        const run = (events: ReadonlyArray<Sse.SseEvent>): boolean => {
+          for (const event of events) {
+            const step = stepOf(server, event, secrets)
+            if (step === undefined) continue
+            if (step._tag === "Done") return true
+            const delta = step.delta
+            if (delta.finishReason !== undefined) finished = true
+            delivered.deltas++
+            delivered.characters += delta.content.length
+            queue.push(delta)
+          }
+          return false
+        }
+        const sink: Body.Sink = {
+          chunk: (bytes) => {
+            if (stop !== undefined) return
+            try {
               // `push` throws at an oversize event and its chunk's earlier events would be lost with it:
               // a read larger than `maxEventSize` goes in slices of at most that size, so an event
               // completed before the overflow was always returned by an earlier slice.
               for (let at = 0; at < bytes.length; at += maxEventSize) {
                 const slice = bytes.length <= maxEventSize ? bytes : bytes.subarray(at, at + maxEventSize)
-                // `[DONE]`: stop reading; the body's finalizer releases the connection at once.
-                if (run(decoder.push(slice), out)) return emit(out)
+                if (run(decoder.push(slice))) {
+                  // `[DONE]`: the rest of the body is read and dropped so that the connection is reused.
+                  stop = END
+                  body?.release()
+                  break
+                }
               }
+            } catch (error) {
+              failWith(error)
             }
-          } catch (error) {
-            return failAfter(out, error)
+            behind += bytes.length
+            if (waiting !== undefined) wake()
+            else if (behind >= HIGH_WATER && !paused && stop === undefined) {
+              paused = true
+              body?.pause()
+            }
+          },
+          end: () => {
+            if (stop !== undefined) return
+            try {
+              const done = run(decoder.end())
+              stop =
+                done || finished
+                  ? END
+                  : Effect.fail(
+                      Option.some(
+                        new StreamInterrupted({
+                          server,
+                          ...delivered,
+                          detail: "the stream ended without [DONE] or a finish_reason"
+                        })
+                      )
+                    )
+            } catch (error) {
+              failWith(error)
+            }
+            wake()
+          },
+          fail: (cause) => {
+            if (stop !== undefined) return
+            const detail = describeCause(cause, "the connection failed")
+            stop = Effect.fail(
+              Option.some(
+                delivered.deltas > 0
+                  ? new StreamInterrupted({ server, ...delivered, detail })
+                  : new TransportError({ server, detail })
+              )
+            )
+            wake()
           }
-          return Channel.zipRight(emit(out), loop)
-        },
-        onFailure: (cause) =>
-          Channel.failCause(
-            Cause.map(cause, (error): AttemptError => {
-              if (error._tag !== "ResponseError") return error
-              const detail = describe(error)
-              return delivered.deltas > 0
-                ? new StreamInterrupted({ server, ...delivered, detail })
-                : new TransportError({ server, detail })
-            })
-          ),
-        onDone: () => {
-          const out: Array<ChatDelta> = []
-          let done: boolean
-          try {
-            done = run(decoder.end(), out)
-          } catch (error) {
-            return failAfter(out, error)
-          }
-          if (done || finished) return emit(out)
-          return failAfter(
-            out,
-            new StreamInterrupted({
-              server,
-              ...delivered,
-              detail: "the stream ended without [DONE] or a finish_reason"
-            })
-          )
         }
+        body = yield* Body.open(response, sink)
+        yield* Effect.addFinalizer(() =>
+          Effect.sync(() => {
+            waiting = undefined
+            if (stop !== END) body?.cancel()
+          })
+        )
+
+        // One sleeping fiber per body fails a wait that outlives its limit: it
+        // wakes at the earliest deadline a pending wait can have, so a read
+        // costs a clock read, not a race.
+        const expire = (): void => {
+          const resume = waiting
+          if (resume === undefined) return
+          waiting = undefined
+          stop = Effect.fail(Option.some(timeoutOf(server, phase)))
+          body?.cancel()
+          resume(stop)
+        }
+        const watch = (): Effect.Effect<void> =>
+          Effect.suspend(() => {
+            const now = clock.unsafeCurrentTimeMillis()
+            if (waiting === undefined || stop !== undefined) {
+              watchdogUntil = Number.POSITIVE_INFINITY
+              return Effect.void
+            }
+            if (now >= deadline) {
+              watchdogUntil = Number.POSITIVE_INFINITY
+              expire()
+              return Effect.void
+            }
+            watchdogUntil = deadline
+            return Effect.flatMap(clock.sleep(Duration.millis(deadline - now)), watch)
+          })
+        const wait: Pull = Effect.async<Chunk.Chunk<ChatDelta>, Option.Option<AttemptError>>((resume) => {
+          waiting = resume
+          return Effect.sync(() => {
+            waiting = undefined
+          })
+        })
+        const waitWatched: Pull = Effect.zipRight(Effect.forkIn(watch(), scope), wait)
+
+        return Effect.suspend((): Pull => {
+          if (queue.length > 0) return Effect.succeed(take())
+          if (stop !== undefined) return stop
+          const next = limit()
+          if (next.ms <= 0) {
+            stop = Effect.fail(Option.some(timeoutOf(server, next.phase)))
+            body?.cancel()
+            return stop
+          }
+          deadline = clock.unsafeCurrentTimeMillis() + next.ms
+          phase = next.phase
+          // A sleeping watchdog that wakes before this deadline re-arms itself for it.
+          if (watchdogUntil <= deadline) return wait
+          watchdogUntil = deadline
+          return waitWatched
+        })
       })
-      return loop
-    })
-    return readWithin(server, response.stream, limit).pipe(Stream.pipeThroughChannel(channel))
-  }
+    )
 
   const phaseMillis = {
     headers: millis(timeouts.headers),
@@ -446,26 +545,6 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
       const total = callEnd - now
       return total < own.ms ? { ms: total, phase: "total" } : own
     }
-
-  /**
-   * Bounds each read of a body by the limit in force when it starts: one
-   * timer per network read covers the first token, the idle gap and the
-   * total at once.
-   */
-  const readWithin = <E>(
-    server: string,
-    body: Stream.Stream<Uint8Array, E>,
-    limit: Limit
-  ): Stream.Stream<Uint8Array, E | Timeout> =>
-    Stream.fromPull(
-      Effect.map(Stream.toPull(body), (pull) =>
-        Effect.suspend((): Effect.Effect<Chunk.Chunk<Uint8Array>, Option.Option<E | Timeout>> => {
-          const { ms, phase } = limit()
-          const timedOut = (): Option.Option<E | Timeout> => Option.some(timeoutOf(server, phase))
-          return ms <= 0 ? Effect.fail(timedOut()) : Effect.timeoutFail(pull, { duration: ms, onTimeout: timedOut })
-        })
-      )
-    )
 
   const attemptStream = (
     server: string,
@@ -594,7 +673,8 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
                 Stream.concat(Stream.execute(Effect.annotateCurrentSpan({ "easychat.outcome": "ok" }))),
                 Stream.tapError((error) => Effect.annotateCurrentSpan({ "easychat.outcome": error._tag })),
                 Stream.withSpan("easychat.attempt", {
-                  attributes: { "easychat.server": server, "easychat.attempt": number }
+                  attributes: { "easychat.server": server, "easychat.attempt": number },
+                  captureStackTrace: false
                 })
               )
               return attempt.pipe(
@@ -611,7 +691,7 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
           )
         return next()
       })
-    ).pipe(Stream.withSpan("easychat.stream"))
+    ).pipe(Stream.withSpan("easychat.stream", { captureStackTrace: false }))
 
   const complete = (input: unknown): Effect.Effect<ChatCompletion, EasyChatError> => {
     let current = ""
@@ -632,7 +712,8 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
             onFailure: (error) => Effect.annotateCurrentSpan({ "easychat.outcome": error._tag })
           }),
           Effect.withSpan("easychat.attempt", {
-            attributes: { "easychat.server": server, "easychat.attempt": number }
+            attributes: { "easychat.server": server, "easychat.attempt": number },
+            captureStackTrace: false
           }),
           Effect.tapError((error) =>
             isRequestFault(error) ? pool.onFailure(server, error) : afterFailure(server, error, attempts, number)
@@ -649,7 +730,7 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
         duration: timeouts.total,
         onTimeout: () => new Timeout({ server: current, phase: "total", millis: millis(timeouts.total) })
       }),
-      Effect.withSpan("easychat.complete")
+      Effect.withSpan("easychat.complete", { captureStackTrace: false })
     )
   }
 
