@@ -15,10 +15,10 @@ import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
 import type { ChatCompletion, ChatDelta, ChatRequestInput } from "./Chat.js"
 import * as EasyChat from "./EasyChat.js"
 import type { EasyChatError } from "./Errors.js"
+import { engines, type Pull } from "./internal/engine.js"
 import { resolve } from "./internal/settings.js"
 import type { Options } from "./Presets.js"
 import type { ServerHealth } from "./ServerPool.js"
@@ -65,6 +65,8 @@ export const make = (options: Options, transport: Layer.Layer<HttpClient.HttpCli
   if (Either.isLeft(checked)) throw checked.left
   const runtime = ManagedRuntime.make(Layer.orDie(EasyChat.layer(options)).pipe(Layer.provide(transport)))
   const chat = EasyChat.EasyChat
+  // The engine's pull, without a `Stream` between the reads and the caller.
+  const openCall = (request: ChatRequestInput) => Effect.flatMap(chat, (c) => engines.get(c)!.open(request))
 
   /**
    * One hand-written iterator per call: each network read's batch crosses into
@@ -81,7 +83,7 @@ export const make = (options: Options, transport: Layer.Layer<HttpClient.HttpCli
     [Symbol.asyncIterator](): AsyncIterator<A> {
       const { signal } = call
       let scope: Scope.CloseableScope | undefined
-      let pull: Effect.Effect<Chunk.Chunk<ChatDelta>, Option.Option<EasyChatError>> | undefined
+      let pull: Pull | undefined
       let batch: ReadonlyArray<ChatDelta> = []
       let index = 0
       let finished = false
@@ -106,13 +108,18 @@ export const make = (options: Options, transport: Layer.Layer<HttpClient.HttpCli
           }
           if (finished) return { value: undefined, done: true }
           if (signal?.aborted) return fail(abortError(signal))
-          if (pull === undefined) {
-            scope = Effect.runSync(Scope.make())
-            pull = await runtime.runPromise(
-              Effect.flatMap(chat, (c) => Stream.toPull(c.stream(request))).pipe(Scope.extend(scope))
-            )
+          let step: Effect.Effect<Chunk.Chunk<ChatDelta>, Option.Option<EasyChatError>, EasyChat.EasyChat> | undefined =
+            pull
+          if (step === undefined) {
+            // The call's pull, opened and run once in one go.
+            const opened = Effect.runSync(Scope.make())
+            scope = opened
+            step = Effect.flatMap(Scope.extend(openCall(request), opened), (p) => {
+              pull = p
+              return p
+            })
           }
-          const exit = await runtime.runPromiseExit(pull, signal ? { signal } : undefined)
+          const exit = await runtime.runPromiseExit(step, signal ? { signal } : undefined)
           if (Exit.isSuccess(exit)) {
             batch = Chunk.toReadonlyArray(exit.value)
             index = 0

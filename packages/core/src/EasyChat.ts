@@ -77,7 +77,7 @@ export const make = (
     const pool = yield* ServerPool.ServerPool
     const http = yield* HttpClient.HttpClient
     const engine = internal.make(settings, pool, http)
-    return {
+    const service: Service = {
       complete: engine.complete,
       stream: engine.stream,
       createCompletion: ({ model, messages, stream, active_server, ...kwargs }) => {
@@ -93,6 +93,8 @@ export const make = (
       },
       pool
     }
+    internal.engines.set(service, engine)
+    return service
   })
 
 /**

@@ -6,9 +6,12 @@ import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import type * as Tracer from "effect/Tracer"
 import { type ChatCompletion, type ChatDelta, type ChatRequest, validate } from "../Chat.js"
 import {
   AllServersFailed,
@@ -37,6 +40,13 @@ import type { Settings } from "./settings.js"
 interface Delivered {
   deltas: number
   characters: number
+}
+
+/** An attempt's body being read: `pull` takes the deltas decoded so far, or waits for the next read. */
+interface Reader {
+  readonly pull: Effect.Effect<Chunk.Chunk<ChatDelta>, Option.Option<AttemptError>>
+  /** Stops reading; an unfinished body's connection is closed. */
+  readonly close: () => void
 }
 
 /** How long the next wait of an attempt may take, and the phase that ends when it runs out. */
@@ -95,10 +105,18 @@ const retryAfterOf = (value: string | undefined, now: number): number | undefine
   return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - now) / 1000))
 }
 
+/** One pull of a streaming call: the deltas decoded since the last pull; `None` at the end. */
+export type Pull = Effect.Effect<Chunk.Chunk<ChatDelta>, Option.Option<EasyChatError>>
+
 export interface Engine {
   readonly complete: (request: unknown) => Effect.Effect<ChatCompletion, EasyChatError>
   readonly stream: (request: unknown) => Stream.Stream<ChatDelta, EasyChatError>
+  /** `stream`'s pull, for the Promise facade: no `Stream` between the reads and the caller. */
+  readonly open: (request: unknown) => Effect.Effect<Pull, never, Scope.Scope>
 }
+
+/** The engine behind each `EasyChat` service, for the Promise facade. */
+export const engines = new WeakMap<object, Engine>()
 
 export const make = (settings: Settings, pool: ServerPool.Service, http: HttpClient.HttpClient): Engine => {
   const cookies = makeCookieStore()
@@ -119,11 +137,25 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
       onTimeout: () => new Timeout({ server, phase: "headers", millis: millis(timeouts.headers) })
     })
 
-  const execute = (server: string, request: HttpClientRequest.HttpClientRequest) =>
-    withHeadersTimeout(
-      server,
-      Effect.mapError(http.execute(request), (e) => new TransportError({ server, detail: describe(e) }))
-    )
+  /** Bounds `effect` by what is left of an attempt's first-token and total budget. */
+  const within = <A>(server: string, limit: Limit | undefined, effect: Effect.Effect<A, AttemptError>) =>
+    limit === undefined
+      ? effect
+      : Effect.suspend(() => {
+          const { ms, phase } = limit()
+          return ms <= 0
+            ? Effect.fail(timeoutOf(server, phase))
+            : Effect.timeoutFail(effect, { duration: ms, onTimeout: () => timeoutOf(server, phase) })
+        })
+
+  /** Sends a request; one timer covers the headers and, when it is shorter, the attempt's budget. */
+  const execute = (server: string, request: HttpClientRequest.HttpClientRequest, limit?: Limit) =>
+    Effect.suspend(() => {
+      const run = Effect.mapError(http.execute(request), (e) => new TransportError({ server, detail: describe(e) }))
+      return limit !== undefined && limit().ms < phaseMillis.headers
+        ? within(server, limit, run)
+        : withHeadersTimeout(server, run)
+    })
 
   // Reads and drops a body we do not need, so the connection can be reused.
   const drain = (server: string, response: HttpClientResponse.HttpClientResponse) =>
@@ -273,21 +305,29 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
       })
     })
 
-  /** Sends the chat request; a 401/403 re-initialises the server's cookies once. */
-  const open = (server: string, request: ChatRequest, stream: boolean) =>
+  /**
+   * Sends the chat request; a 401/403 re-initialises the server's cookies
+   * once. With `limit`, every step counts against the attempt's budget.
+   */
+  const open = (server: string, request: ChatRequest, stream: boolean, limit?: Limit) =>
     Effect.gen(function* () {
-      yield* initCookies(server)
-      const send = Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        execute(server, chatRequest(server, request, stream, now))
+      const clock = yield* Effect.clock
+      const needsInit = () =>
+        settings.cookieInit !== "off" && cookies.needsInit(server, clock.unsafeCurrentTimeMillis())
+      if (needsInit()) yield* within(server, limit, initCookies(server))
+      const send = Effect.suspend(() =>
+        execute(server, chatRequest(server, request, stream, clock.unsafeCurrentTimeMillis()), limit)
       )
       let response = yield* send
       if ((response.status === 401 || response.status === 403) && settings.cookieInit !== "off") {
-        yield* drain(server, response)
+        yield* within(server, limit, drain(server, response))
         cookies.invalidate(server)
-        yield* initCookies(server)
+        yield* within(server, limit, initCookies(server))
         response = yield* send
       }
-      if (response.status < 200 || response.status >= 300) return yield* Effect.flip(statusError(server, response))
+      if (response.status < 200 || response.status >= 300) {
+        return yield* within(server, limit, Effect.flatMap(statusError(server, response), Effect.fail))
+      }
       return response
     })
 
@@ -332,6 +372,195 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
    * `HIGH_WATER` bytes behind. Deltas decoded before a fault reach the caller
    * before the fault does.
    */
+  const readBody = (
+    server: string,
+    response: HttpClientResponse.HttpClientResponse,
+    delivered: Delivered,
+    limit: Limit,
+    scope: Scope.Scope
+  ): Effect.Effect<Reader> =>
+    Effect.gen(function* () {
+      const clock = yield* Effect.clock
+      const decoder = Sse.makeDecoder({ maxEventSize })
+      const secrets = secretsOf(server)
+      type Pull = Reader["pull"]
+      let queue: Array<ChatDelta> = []
+      let behind = 0
+      let paused = false
+      let finished = false
+      // What the caller gets once the queue is empty: the end, a failure or a defect.
+      let stop: Pull | undefined
+      let waiting: ((pull: Pull) => void) | undefined
+      let deadline = 0
+      let phase: Phase = "firstToken"
+      let watchdogUntil = Number.POSITIVE_INFINITY
+      let body: Body.Body | undefined
+
+      const take = (): Chunk.Chunk<ChatDelta> => {
+        const out = queue
+        queue = []
+        behind = 0
+        if (paused) {
+          paused = false
+          body?.resume()
+        }
+        return Chunk.unsafeFromArray(out)
+      }
+      const wake = () => {
+        const resume = waiting
+        if (resume === undefined || (queue.length === 0 && stop === undefined)) return
+        waiting = undefined
+        resume(queue.length > 0 ? Effect.succeed(take()) : stop!)
+      }
+      const failWith = (error: unknown) => {
+        stop =
+          isEasyChatError(error) && error._tag !== "AllServersFailed"
+            ? Effect.fail(
+                Option.some(
+                  error._tag === "DecodeError" && error.server === undefined
+                    ? new DecodeError({ ...error, server })
+                    : error
+                )
+              )
+            : Effect.die(error)
+        body?.cancel()
+      }
+      // Returns true at `[DONE]`.
+      const run = (events: ReadonlyArray<Sse.SseEvent>): boolean => {
+        for (const event of events) {
+          const step = stepOf(server, event, secrets)
+          if (step === undefined) continue
+          if (step._tag === "Done") return true
+          const delta = step.delta
+          if (delta.finishReason !== undefined) finished = true
+          delivered.deltas++
+          delivered.characters += delta.content.length
+          queue.push(delta)
+        }
+        return false
+      }
+      const sink: Body.Sink = {
+        chunk: (bytes) => {
+          if (stop !== undefined) return
+          try {
+            // `push` throws at an oversize event and its chunk's earlier events would be lost with it:
+            // a read larger than `maxEventSize` goes in slices of at most that size, so an event
+            // completed before the overflow was always returned by an earlier slice.
+            for (let at = 0; at < bytes.length; at += maxEventSize) {
+              const slice = bytes.length <= maxEventSize ? bytes : bytes.subarray(at, at + maxEventSize)
+              if (run(decoder.push(slice))) {
+                // `[DONE]`: the rest of the body is read and dropped so that the connection is reused.
+                stop = END
+                body?.release()
+                break
+              }
+            }
+          } catch (error) {
+            failWith(error)
+          }
+          behind += bytes.length
+          if (waiting !== undefined) wake()
+          else if (behind >= HIGH_WATER && !paused && stop === undefined) {
+            paused = true
+            body?.pause()
+          }
+        },
+        end: () => {
+          if (stop !== undefined) return
+          try {
+            const done = run(decoder.end())
+            stop =
+              done || finished
+                ? END
+                : Effect.fail(
+                    Option.some(
+                      new StreamInterrupted({
+                        server,
+                        ...delivered,
+                        detail: "the stream ended without [DONE] or a finish_reason"
+                      })
+                    )
+                  )
+          } catch (error) {
+            failWith(error)
+          }
+          wake()
+        },
+        fail: (cause) => {
+          if (stop !== undefined) return
+          const detail = describeCause(cause, "the connection failed")
+          stop = Effect.fail(
+            Option.some(
+              delivered.deltas > 0
+                ? new StreamInterrupted({ server, ...delivered, detail })
+                : new TransportError({ server, detail })
+            )
+          )
+          wake()
+        }
+      }
+      body = yield* Body.open(response, sink)
+      const close = () => {
+        waiting = undefined
+        if (stop === END) return
+        stop ??= Effect.interrupt
+        body?.cancel()
+      }
+
+      // One sleeping fiber per body fails a wait that outlives its limit: it
+      // wakes at the earliest deadline a pending wait can have, so a read
+      // costs a clock read, not a race.
+      const expire = (): void => {
+        const resume = waiting
+        if (resume === undefined) return
+        waiting = undefined
+        stop = Effect.fail(Option.some(timeoutOf(server, phase)))
+        body?.cancel()
+        resume(stop)
+      }
+      const watch = (): Effect.Effect<void> =>
+        Effect.suspend(() => {
+          const now = clock.unsafeCurrentTimeMillis()
+          if (waiting === undefined || stop !== undefined) {
+            watchdogUntil = Number.POSITIVE_INFINITY
+            return Effect.void
+          }
+          if (now >= deadline) {
+            watchdogUntil = Number.POSITIVE_INFINITY
+            expire()
+            return Effect.void
+          }
+          watchdogUntil = deadline
+          return Effect.flatMap(clock.sleep(Duration.millis(deadline - now)), watch)
+        })
+      const wait: Pull = Effect.async<Chunk.Chunk<ChatDelta>, Option.Option<AttemptError>>((resume) => {
+        waiting = resume
+        return Effect.sync(() => {
+          waiting = undefined
+        })
+      })
+      const waitWatched: Pull = Effect.zipRight(Effect.forkIn(watch(), scope), wait)
+
+      const pull = Effect.suspend((): Pull => {
+        if (queue.length > 0) return Effect.succeed(take())
+        if (stop !== undefined) return stop
+        const next = limit()
+        if (next.ms <= 0) {
+          stop = Effect.fail(Option.some(timeoutOf(server, next.phase)))
+          body?.cancel()
+          return stop
+        }
+        deadline = clock.unsafeCurrentTimeMillis() + next.ms
+        phase = next.phase
+        // A sleeping watchdog that wakes before this deadline re-arms itself for it.
+        if (watchdogUntil <= deadline) return wait
+        watchdogUntil = deadline
+        return waitWatched
+      })
+      return { pull, close }
+    })
+
+  /** A body as a `Stream` (a whole request answered with SSE is joined from it). */
   const decodeBody = (
     server: string,
     response: HttpClientResponse.HttpClientResponse,
@@ -339,186 +568,11 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
     limit: Limit
   ): Stream.Stream<ChatDelta, AttemptError> =>
     Stream.fromPull(
-      Effect.gen(function* () {
-        const scope = yield* Effect.scope
-        const clock = yield* Effect.clock
-        const decoder = Sse.makeDecoder({ maxEventSize })
-        const secrets = secretsOf(server)
-        type Pull = Effect.Effect<Chunk.Chunk<ChatDelta>, Option.Option<AttemptError>>
-        let queue: Array<ChatDelta> = []
-        let behind = 0
-        let paused = false
-        let finished = false
-        // What the caller gets once the queue is empty: the end, a failure or a defect.
-        let stop: Pull | undefined
-        let waiting: ((pull: Pull) => void) | undefined
-        let deadline = 0
-        let phase: Phase = "firstToken"
-        let watchdogUntil = Number.POSITIVE_INFINITY
-        let body: Body.Body | undefined
-
-        const take = (): Chunk.Chunk<ChatDelta> => {
-          const out = queue
-          queue = []
-          behind = 0
-          if (paused) {
-            paused = false
-            body?.resume()
-          }
-          return Chunk.unsafeFromArray(out)
-        }
-        const wake = () => {
-          const resume = waiting
-          if (resume === undefined || (queue.length === 0 && stop === undefined)) return
-          waiting = undefined
-          resume(queue.length > 0 ? Effect.succeed(take()) : stop!)
-        }
-        const failWith = (error: unknown) => {
-          stop =
-            isEasyChatError(error) && error._tag !== "AllServersFailed"
-              ? Effect.fail(
-                  Option.some(
-                    error._tag === "DecodeError" && error.server === undefined
-                      ? new DecodeError({ ...error, server })
-                      : error
-                  )
-                )
-              : Effect.die(error)
-          body?.cancel()
-        }
-        // Returns true at `[DONE]`.
-        const run = (events: ReadonlyArray<Sse.SseEvent>): boolean => {
-          for (const event of events) {
-            const step = stepOf(server, event, secrets)
-            if (step === undefined) continue
-            if (step._tag === "Done") return true
-            const delta = step.delta
-            if (delta.finishReason !== undefined) finished = true
-            delivered.deltas++
-            delivered.characters += delta.content.length
-            queue.push(delta)
-          }
-          return false
-        }
-        const sink: Body.Sink = {
-          chunk: (bytes) => {
-            if (stop !== undefined) return
-            try {
-              // `push` throws at an oversize event and its chunk's earlier events would be lost with it:
-              // a read larger than `maxEventSize` goes in slices of at most that size, so an event
-              // completed before the overflow was always returned by an earlier slice.
-              for (let at = 0; at < bytes.length; at += maxEventSize) {
-                const slice = bytes.length <= maxEventSize ? bytes : bytes.subarray(at, at + maxEventSize)
-                if (run(decoder.push(slice))) {
-                  // `[DONE]`: the rest of the body is read and dropped so that the connection is reused.
-                  stop = END
-                  body?.release()
-                  break
-                }
-              }
-            } catch (error) {
-              failWith(error)
-            }
-            behind += bytes.length
-            if (waiting !== undefined) wake()
-            else if (behind >= HIGH_WATER && !paused && stop === undefined) {
-              paused = true
-              body?.pause()
-            }
-          },
-          end: () => {
-            if (stop !== undefined) return
-            try {
-              const done = run(decoder.end())
-              stop =
-                done || finished
-                  ? END
-                  : Effect.fail(
-                      Option.some(
-                        new StreamInterrupted({
-                          server,
-                          ...delivered,
-                          detail: "the stream ended without [DONE] or a finish_reason"
-                        })
-                      )
-                    )
-            } catch (error) {
-              failWith(error)
-            }
-            wake()
-          },
-          fail: (cause) => {
-            if (stop !== undefined) return
-            const detail = describeCause(cause, "the connection failed")
-            stop = Effect.fail(
-              Option.some(
-                delivered.deltas > 0
-                  ? new StreamInterrupted({ server, ...delivered, detail })
-                  : new TransportError({ server, detail })
-              )
-            )
-            wake()
-          }
-        }
-        body = yield* Body.open(response, sink)
-        yield* Effect.addFinalizer(() =>
-          Effect.sync(() => {
-            waiting = undefined
-            if (stop !== END) body?.cancel()
-          })
+      Effect.flatMap(Effect.scope, (scope) =>
+        Effect.tap(readBody(server, response, delivered, limit, scope), (reader) =>
+          Effect.addFinalizer(() => Effect.sync(reader.close))
         )
-
-        // One sleeping fiber per body fails a wait that outlives its limit: it
-        // wakes at the earliest deadline a pending wait can have, so a read
-        // costs a clock read, not a race.
-        const expire = (): void => {
-          const resume = waiting
-          if (resume === undefined) return
-          waiting = undefined
-          stop = Effect.fail(Option.some(timeoutOf(server, phase)))
-          body?.cancel()
-          resume(stop)
-        }
-        const watch = (): Effect.Effect<void> =>
-          Effect.suspend(() => {
-            const now = clock.unsafeCurrentTimeMillis()
-            if (waiting === undefined || stop !== undefined) {
-              watchdogUntil = Number.POSITIVE_INFINITY
-              return Effect.void
-            }
-            if (now >= deadline) {
-              watchdogUntil = Number.POSITIVE_INFINITY
-              expire()
-              return Effect.void
-            }
-            watchdogUntil = deadline
-            return Effect.flatMap(clock.sleep(Duration.millis(deadline - now)), watch)
-          })
-        const wait: Pull = Effect.async<Chunk.Chunk<ChatDelta>, Option.Option<AttemptError>>((resume) => {
-          waiting = resume
-          return Effect.sync(() => {
-            waiting = undefined
-          })
-        })
-        const waitWatched: Pull = Effect.zipRight(Effect.forkIn(watch(), scope), wait)
-
-        return Effect.suspend((): Pull => {
-          if (queue.length > 0) return Effect.succeed(take())
-          if (stop !== undefined) return stop
-          const next = limit()
-          if (next.ms <= 0) {
-            stop = Effect.fail(Option.some(timeoutOf(server, next.phase)))
-            body?.cancel()
-            return stop
-          }
-          deadline = clock.unsafeCurrentTimeMillis() + next.ms
-          phase = next.phase
-          // A sleeping watchdog that wakes before this deadline re-arms itself for it.
-          if (watchdogUntil <= deadline) return wait
-          watchdogUntil = deadline
-          return waitWatched
-        })
-      })
+      ).pipe(Effect.map((reader) => reader.pull))
     )
 
   const phaseMillis = {
@@ -546,35 +600,28 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
       return total < own.ms ? { ms: total, phase: "total" } : own
     }
 
-  const attemptStream = (
+  /** Opens one attempt of a streaming call: the response, checked, and a reader on its body. */
+  const openAttempt = (
     server: string,
     request: ChatRequest,
     delivered: Delivered,
     clock: Clock.Clock,
-    callEnd: number
-  ): Stream.Stream<ChatDelta, AttemptError> =>
-    Stream.unwrap(
-      Effect.gen(function* () {
-        const start = clock.unsafeCurrentTimeMillis()
-        const limit = limitFor(clock, start, callEnd, delivered)
-        // Cookie initialisation and the headers count against the first token and the total too.
-        const before = limit()
-        const response = yield* Effect.timeoutFail(open(server, request, true), {
-          duration: Math.max(0, before.ms),
-          onTimeout: () => timeoutOf(server, before.phase)
-        })
-        const latency = clock.unsafeCurrentTimeMillis() - start
-        const contentType = contentTypeOf(response)
-        if (isEventStream(contentType)) {
-          return Stream.concat(
-            decodeBody(server, response, delivered, limit),
-            Stream.execute(pool.onSuccess(server, latency))
-          )
-        }
-        if (isJson(contentType)) return yield* jsonInsteadOfStream(server, response)
-        return yield* unexpected(server, response, "text/event-stream")
-      })
-    )
+    callEnd: number,
+    scope: Scope.Scope
+  ): Effect.Effect<{ readonly reader: Reader; readonly latency: number }, AttemptError> =>
+    Effect.gen(function* () {
+      const start = clock.unsafeCurrentTimeMillis()
+      // Cookie initialisation and the headers count against the first token and the total too.
+      const limit = limitFor(clock, start, callEnd, delivered)
+      const response = yield* open(server, request, true, limit)
+      const latency = clock.unsafeCurrentTimeMillis() - start
+      const contentType = contentTypeOf(response)
+      if (isEventStream(contentType)) {
+        return { reader: yield* readBody(server, response, delivered, limit, scope), latency }
+      }
+      if (isJson(contentType)) return yield* jsonInsteadOfStream(server, response)
+      return yield* unexpected(server, response, "text/event-stream")
+    })
 
   const attemptComplete = (server: string, request: ChatRequest): Effect.Effect<ChatCompletion, AttemptError> =>
     Effect.gen(function* () {
@@ -646,52 +693,113 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
       )
     })
 
-  const stream = (input: unknown): Stream.Stream<ChatDelta, EasyChatError> =>
-    Stream.unwrap(
-      Effect.gen(function* () {
-        const { request, pinned } = yield* prepare(input)
-        const clock = yield* Effect.clock
-        const callEnd = clock.unsafeCurrentTimeMillis() + phaseMillis.total
-        const tried = new Set<string>()
-        const attempts: Array<Attempt> = []
-        const delivered: Delivered = { deltas: 0, characters: 0 }
-        let current = ""
-        const next = (): Stream.Stream<ChatDelta, EasyChatError> =>
-          Stream.unwrap(
-            Effect.gen(function* () {
-              if (current !== "" && clock.unsafeCurrentTimeMillis() >= callEnd) {
-                return Stream.fail(timeoutOf(current, "total"))
-              }
-              if (attempts.length >= settings.maxAttempts) return Stream.fail(new AllServersFailed({ attempts }))
-              const chosen = yield* pool.choose(tried, pinned)
-              if (Option.isNone(chosen)) return Stream.fail(new AllServersFailed({ attempts }))
-              const server = chosen.value
-              const number = attempts.length + 1
-              tried.add(server)
-              current = server
-              const attempt = attemptStream(server, request, delivered, clock, callEnd).pipe(
-                Stream.concat(Stream.execute(Effect.annotateCurrentSpan({ "easychat.outcome": "ok" }))),
-                Stream.tapError((error) => Effect.annotateCurrentSpan({ "easychat.outcome": error._tag })),
-                Stream.withSpan("easychat.attempt", {
-                  attributes: { "easychat.server": server, "easychat.attempt": number },
-                  captureStackTrace: false
-                })
-              )
-              return attempt.pipe(
-                Stream.catchAll((error) =>
-                  // After the first delta there is no failover; a request fault or the call's
-                  // total limit fails over nowhere.
-                  delivered.deltas > 0 || isRequestFault(error) || (error._tag === "Timeout" && error.phase === "total")
-                    ? Stream.execute(pool.onFailure(server, error)).pipe(Stream.concat(Stream.fail(error)))
-                    : Stream.execute(afterFailure(server, error, attempts, number)).pipe(Stream.concat(next()))
-                ),
-                Stream.ensuring(pool.release(server))
-              )
-            })
-          )
-        return next()
+  /**
+   * A streaming call is one pull over its attempts: it reads the current
+   * attempt's body and, when an attempt fails before its first delta, opens
+   * the next one. One `Stream` step per batch and no operator per attempt:
+   * the fixed cost of a call is most of its time to first delta.
+   */
+  const openCall = (input: unknown): Effect.Effect<Pull, never, Scope.Scope> =>
+    Effect.gen(function* () {
+      const scope = yield* Effect.scope
+      const clock = yield* Effect.clock
+      const callSpan = yield* Effect.makeSpanScoped("easychat.stream", { captureStackTrace: false })
+      let prepared: { readonly request: ChatRequest; readonly pinned: string | undefined } | undefined
+      let callEnd = 0
+      const tried = new Set<string>()
+      const attempts: Array<Attempt> = []
+      const delivered: Delivered = { deltas: 0, characters: 0 }
+      let current = ""
+      interface Current {
+        readonly server: string
+        readonly number: number
+        readonly span: Tracer.Span
+        reader: Reader | undefined
+        latency: number
+      }
+      let attempt: Current | undefined
+      const failed = (error: EasyChatError): Pull => Effect.fail(Option.some(error))
+
+      /** Ends the current attempt: its reader, its span (with `easychat.outcome`) and its claim on the server. */
+      const endAttempt = (outcome: string | undefined, exit: Exit.Exit<unknown, unknown>) =>
+        Effect.suspend(() => {
+          const ended = attempt
+          if (ended === undefined) return Effect.void
+          attempt = undefined
+          ended.reader?.close()
+          if (outcome !== undefined) ended.span.attribute("easychat.outcome", outcome)
+          ended.span.end(clock.unsafeCurrentTimeNanos(), exit)
+          return pool.release(ended.server)
+        })
+      yield* Effect.addFinalizer((exit) => endAttempt(undefined, exit))
+
+      const onAttemptError = (error: AttemptError): Pull =>
+        Effect.suspend(() => {
+          const { server, number } = attempt!
+          const ended = endAttempt(error._tag, Exit.fail(error))
+          // After the first delta there is no failover; a request fault or the call's total
+          // limit fails over nowhere.
+          if (delivered.deltas > 0 || isRequestFault(error) || (error._tag === "Timeout" && error.phase === "total")) {
+            return Effect.zipRight(Effect.zipRight(pool.onFailure(server, error), ended), failed(error))
+          }
+          return Effect.zipRight(Effect.zipRight(afterFailure(server, error, attempts, number), ended), nextAttempt)
+        })
+      const onAttemptEnd: Pull = Effect.suspend(() => {
+        const { server, latency } = attempt!
+        return Effect.zipRight(
+          Effect.zipRight(pool.onSuccess(server, latency), endAttempt("ok", Exit.void)),
+          Effect.fail(Option.none())
+        )
       })
-    ).pipe(Stream.withSpan("easychat.stream", { captureStackTrace: false }))
+      const read: Pull = Effect.catchAll(
+        Effect.suspend(() => attempt!.reader!.pull),
+        (error): Pull => (Option.isNone(error) ? onAttemptEnd : onAttemptError(error.value))
+      )
+      const nextAttempt: Pull = Effect.suspend(() => {
+        if (current !== "" && clock.unsafeCurrentTimeMillis() >= callEnd) return failed(timeoutOf(current, "total"))
+        if (attempts.length >= settings.maxAttempts) return failed(new AllServersFailed({ attempts }))
+        const { request, pinned } = prepared!
+        return Effect.flatMap(pool.choose(tried, pinned), (chosen): Pull => {
+          if (Option.isNone(chosen)) return failed(new AllServersFailed({ attempts }))
+          const server = chosen.value
+          const number = attempts.length + 1
+          tried.add(server)
+          current = server
+          return Effect.flatMap(
+            Effect.makeSpan("easychat.attempt", {
+              parent: callSpan,
+              attributes: { "easychat.server": server, "easychat.attempt": number },
+              captureStackTrace: false
+            }),
+            (span): Pull => {
+              attempt = { server, number, span, reader: undefined, latency: 0 }
+              return Effect.matchEffect(
+                Effect.withParentSpan(openAttempt(server, request, delivered, clock, callEnd, scope), span),
+                {
+                  onFailure: onAttemptError,
+                  onSuccess: (opened): Pull => {
+                    attempt!.reader = opened.reader
+                    attempt!.latency = opened.latency
+                    return read
+                  }
+                }
+              )
+            }
+          )
+        })
+      })
+      const first: Pull = Effect.matchEffect(Effect.withParentSpan(prepare(input), callSpan), {
+        onFailure: failed,
+        onSuccess: (ready): Pull => {
+          prepared = ready
+          callEnd = clock.unsafeCurrentTimeMillis() + phaseMillis.total
+          return nextAttempt
+        }
+      })
+      return Effect.suspend(() => (attempt?.reader !== undefined ? read : prepared === undefined ? first : nextAttempt))
+    })
+
+  const stream = (input: unknown): Stream.Stream<ChatDelta, EasyChatError> => Stream.fromPull(openCall(input))
 
   const complete = (input: unknown): Effect.Effect<ChatCompletion, EasyChatError> => {
     let current = ""
@@ -734,5 +842,5 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
     )
   }
 
-  return { complete, stream }
+  return { complete, stream, open: openCall }
 }
