@@ -197,13 +197,35 @@ export const coreOnUndici = (urls: ReadonlyArray<string>): StreamClient => {
   }
 }
 
+/** Core's decode path in a plain loop over Node's `fetch` (`getReader()`): no Effect at all. */
+export const coreOnFetch = (urls: ReadonlyArray<string>): StreamClient => {
+  const next = rotate(urls.map((url) => `${url}/v1/chat/completions`))
+  return {
+    name: "diagnostic: core decode path on fetch, no Effect",
+    run: async (probe) => {
+      const into = received(probe)
+      const response = await fetch(next(), { method: "POST", headers: chatHeaders, body: chatBody })
+      const decoder = makeDeltaDecoder((content) => count(into, content))
+      const reader = response.body!.getReader()
+      let done = false
+      while (true) {
+        const read = await reader.read()
+        if (read.done) break
+        if (!done) done = decoder.push(read.value)
+      }
+      if (!done) decoder.end()
+      return into
+    },
+    close: async () => {}
+  }
+}
+
 /**
  * Core's decode path over `@effect/platform`'s HttpClient on the Node
- * transport, the body consumed as a `Stream` one read per step; optionally
- * with the engine's timeout operators on the body (`Stream.timeoutFail` and
- * two `Stream.interruptWhen`), but none of the engine's other machinery.
+ * transport, the body consumed as a `Stream` one read per step, none of the
+ * engine's machinery.
  */
-export const coreOnPlatform = (urls: ReadonlyArray<string>, timeouts: boolean): StreamClient => {
+export const coreOnPlatform = (urls: ReadonlyArray<string>): StreamClient => {
   const next = rotate(urls.map((url) => `${url}/v1/chat/completions`))
   const runtime = ManagedRuntime.make(NodeTransport.layer())
   const program = (into: Received) =>
@@ -215,15 +237,8 @@ export const coreOnPlatform = (urls: ReadonlyArray<string>, timeouts: boolean): 
         )
         const response = yield* http.execute(request)
         const decoder = makeDeltaDecoder((content) => count(into, content))
-        const body = timeouts
-          ? response.stream.pipe(
-              Stream.timeoutFail(() => new Error("idle"), "30 seconds"),
-              Stream.interruptWhen(Effect.sleep("60 seconds")),
-              Stream.interruptWhen(Effect.sleep("10 minutes"))
-            )
-          : response.stream
         let done = false
-        yield* Stream.runForEachChunk(body, (reads) => {
+        yield* Stream.runForEachChunk(response.stream, (reads) => {
           for (const bytes of reads) if (!done) done = decoder.push(bytes)
           return Effect.void
         })
@@ -231,7 +246,7 @@ export const coreOnPlatform = (urls: ReadonlyArray<string>, timeouts: boolean): 
       })
     )
   return {
-    name: `diagnostic: core decode path on @effect/platform HttpClient + Stream${timeouts ? " + engine's timeout operators" : ""}`,
+    name: "diagnostic: core decode path on @effect/platform HttpClient + Stream",
     run: async (probe) => {
       const into = received(probe)
       await runtime.runPromise(program(into))

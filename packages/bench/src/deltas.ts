@@ -10,7 +10,6 @@ import { type Corpus, chatCorpus, chatCorpusOfSize, split } from "./corpus.js"
 import { throughput, time } from "./harness.js"
 import * as MemoryHttp from "./memoryHttp.js"
 import { bytesLabel, fmt, mark, type RunConfig, ratio, type SectionResult, type TargetResult, table } from "./report.js"
-import { readsOf } from "./sse.js"
 
 /** What every path reports: content deltas and their characters, checked equal across paths. */
 interface Tally {
@@ -92,32 +91,7 @@ const perReadCosts = async (
     .filter((e) => e !== "")
     .map((e) => encoder.encode(`${e}\n\n`))
   const whole = [corpus.bytes]
-  const drain = (stream: Stream.Stream<Uint8Array, unknown>) =>
-    Effect.runPromise(Stream.runForEachChunk(stream, () => Effect.void))
-  const operators: ReadonlyArray<readonly [string, () => Promise<unknown>]> = [
-    ["body `Stream`, one read per pull", () => drain(readsOf(events))],
-    ["+ `Stream.timeoutFail`", () => drain(readsOf(events).pipe(Stream.timeoutFail(() => "idle", "30 seconds")))],
-    [
-      "+ `Stream.interruptWhen(Effect.sleep)`",
-      () => drain(readsOf(events).pipe(Stream.interruptWhen(Effect.sleep("60 seconds"))))
-    ],
-    [
-      "+ `timeoutFail` + 2 × `interruptWhen` (as engine.ts)",
-      () =>
-        drain(
-          readsOf(events).pipe(
-            Stream.timeoutFail(() => "idle", "30 seconds"),
-            Stream.interruptWhen(Effect.sleep("60 seconds")),
-            Stream.interruptWhen(Effect.sleep("600 seconds"))
-          )
-        )
-    ]
-  ]
   const rows: Array<Array<string>> = []
-  for (const [name, f] of operators) {
-    const t = await time(config, f)
-    rows.push([name, fmt(t.median / 1000 / events.length)])
-  }
   for (const [name, f] of [
     ["EasyChat.stream", oursStream],
     ["Client facade", oursClient]
@@ -293,10 +267,8 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
       engineRows
     ),
     "",
-    "Where the engine's time goes per network read and per request: the `Stream` operators engine.ts stacks on " +
-      "the body (`Stream.timeoutFail` for the idle timeout, `Stream.interruptWhen` for the first-token and total " +
-      "timeouts) over a body of 1,000 one-event reads, and the whole engine with a body of one read or of 1,000. " +
-      "No sockets; median µs of CPU.",
+    "Where the engine's time goes per network read and per request: the whole engine with a body of one read " +
+      "or of 1,000 one-event reads. No sockets; median µs of CPU.",
     "",
     costs
   ].join("\n")

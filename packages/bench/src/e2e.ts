@@ -25,9 +25,9 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
   // The rungs from raw undici up to the facade, to see what each layer costs.
   const ladder = [
     Clients.coreOnUndici(urls),
-    Clients.coreOnPlatform(urls, false),
-    Clients.coreOnPlatform(urls, true),
-    Clients.oursDeltas(urls)
+    Clients.coreOnPlatform(urls),
+    Clients.oursDeltas(urls),
+    Clients.coreOnFetch(urls)
   ]
   const rounds = config.quick ? 2 : 12
   const warmup = config.quick ? 1 : 3
@@ -76,7 +76,7 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
   target("ours, Effect Stream, fetch transport", find("ours, Effect Stream, fetch"), 2.0)
   const rawVsOpenai = rate(raw) / rate(openai)
   const byName = (name: string) => all.find((r) => r.client.name === name)!
-  const [onUndici, onPlatform, withTimeouts, deltasFacade] = ladder.map((c) => byName(c.name)) as [
+  const [onUndici, onPlatform, deltasFacade, onFetch] = ladder.map((c) => byName(c.name)) as [
     Sampled,
     Sampled,
     Sampled,
@@ -86,19 +86,21 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
     raw,
     onUndici,
     onPlatform,
-    withTimeouts,
     find("ours, Effect Stream, node"),
     deltasFacade,
     facade
   ]
-  const ladderRows = rungs.map((r, i) => [
-    r.client.name,
-    fmt(rate(r)),
-    fmt(cpuPer1000(r)),
-    i === 0
-      ? ""
-      : `${cpuPer1000(r) - cpuPer1000(rungs[i - 1]!) >= 0 ? "+" : ""}${fmt(cpuPer1000(r) - cpuPer1000(rungs[i - 1]!), 2)}`
-  ])
+  const ladderOf = (rungs: ReadonlyArray<Sampled>) =>
+    rungs.map((r, i) => [
+      r.client.name,
+      fmt(rate(r)),
+      fmt(cpuPer1000(r)),
+      i === 0
+        ? ""
+        : `${cpuPer1000(r) - cpuPer1000(rungs[i - 1]!) >= 0 ? "+" : ""}${fmt(cpuPer1000(r) - cpuPer1000(rungs[i - 1]!), 2)}`,
+      ratio(rate(r) / rate(openai))
+    ])
+  const fetchRungs = [onFetch, find("ours, Promise facade, fetch"), find("ours, Effect Stream, fetch")]
 
   const markdown = [
     `One stream of ${fmt(deltas)} content chunks (the mixed-script reply of section 1 cut into 4-character pieces, ` +
@@ -126,7 +128,12 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
     "Where ours spends its time: rungs from raw undici to the Promise facade, each adding one layer " +
       "(same rounds, same medians; the last column is the CPU each rung adds to the one above it):",
     "",
-    table(["rung", "chunks/s", "CPU ms per 1,000 chunks", "CPU added"], ladderRows),
+    table(["rung", "chunks/s", "CPU ms per 1,000 chunks", "CPU added", "chunks/s vs openai"], ladderOf(rungs)),
+    "",
+    "The same for the fetch transport, from core's decode path in a plain loop over Node's `fetch` " +
+      "(`response.body.getReader()`, no Effect: the ceiling of any client on this `fetch`):",
+    "",
+    table(["rung", "chunks/s", "CPU ms per 1,000 chunks", "CPU added", "chunks/s vs openai"], ladderOf(fetchRungs)),
     "",
     table(
       ["target", "reached", ""],

@@ -19,8 +19,7 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
     Clients.openai(urls),
     // Rungs between raw undici and the engine, to see what each layer adds per request.
     Clients.coreOnUndici(urls),
-    Clients.coreOnPlatform(urls, false),
-    Clients.coreOnPlatform(urls, true)
+    Clients.coreOnPlatform(urls)
   ]
   // `first` is taken inside each client when the first content delta reaches the caller.
   const firsts = clients.map((): Array<number> => [])

@@ -406,11 +406,14 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
         }
         return Chunk.unsafeFromArray(out)
       }
+      // The queue is taken when the woken fiber runs, not when it is woken:
+      // reads that arrive in between join the same batch.
+      const ready: Pull = Effect.suspend(() => (queue.length > 0 ? Effect.succeed(take()) : (stop ?? END)))
       const wake = () => {
         const resume = waiting
         if (resume === undefined || (queue.length === 0 && stop === undefined)) return
         waiting = undefined
-        resume(queue.length > 0 ? Effect.succeed(take()) : stop!)
+        resume(ready)
       }
       const failWith = (error: unknown) => {
         stop =
