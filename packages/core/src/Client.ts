@@ -18,7 +18,7 @@ import * as Scope from "effect/Scope"
 import type { ChatCompletion, ChatDelta, ChatRequestInput } from "./Chat.js"
 import * as EasyChat from "./EasyChat.js"
 import type { EasyChatError } from "./Errors.js"
-import { engines, type Pull } from "./internal/engine.js"
+import { type Call, engines } from "./internal/engine.js"
 import { resolve } from "./internal/settings.js"
 import type { Options } from "./Presets.js"
 import type { ServerHealth } from "./ServerPool.js"
@@ -41,6 +41,25 @@ export interface Client {
   readonly health: () => Promise<ReadonlyArray<ServerHealth>>
   /** Closes the transport's connections. */
   readonly close: () => Promise<void>
+}
+
+/**
+ * Resolves when the call has something for `poll` or `pull`, or when `signal`
+ * aborts; `undefined` when the call cannot wait this way (then `pull` waits).
+ */
+const waitFor = (call: Call, signal: AbortSignal | undefined): Promise<void> | undefined => {
+  let wake!: () => void
+  const woken = new Promise<void>((resolve) => {
+    wake = resolve
+  })
+  if (!call.wait(wake)) return undefined
+  if (signal === undefined) return woken
+  const onAbort = () => {
+    call.unwait()
+    wake()
+  }
+  signal.addEventListener("abort", onAbort, { once: true })
+  return woken.then(() => signal.removeEventListener("abort", onAbort))
 }
 
 const abortError = (signal: AbortSignal | undefined): unknown =>
@@ -72,8 +91,11 @@ export const make = (options: Options, transport: Layer.Layer<HttpClient.HttpCli
    * One hand-written iterator per call: each network read's batch crosses into
    * Promise land once, then its items are served from an array (an async
    * generator would add a promise and a microtask turn per item, twice when
-   * `stream` wrapped `streamDeltas`). `pick` maps a delta to what the caller
-   * iterates, or `undefined` to skip it.
+   * `stream` wrapped `streamDeltas`). Between reads the iterator takes the
+   * batches or waits for them through the call's `poll` and `wait`, without
+   * running an Effect; opening, the end, failures and failover run the call's
+   * `pull`. `pick` maps a delta to what the caller iterates, or `undefined` to
+   * skip it.
    */
   const iterate = <A>(
     request: ChatRequestInput,
@@ -83,7 +105,7 @@ export const make = (options: Options, transport: Layer.Layer<HttpClient.HttpCli
     [Symbol.asyncIterator](): AsyncIterator<A> {
       const { signal } = call
       let scope: Scope.CloseableScope | undefined
-      let pull: Pull | undefined
+      let opened: Call | undefined
       let batch: ReadonlyArray<ChatDelta> = []
       let index = 0
       let finished = false
@@ -108,15 +130,28 @@ export const make = (options: Options, transport: Layer.Layer<HttpClient.HttpCli
           }
           if (finished) return { value: undefined, done: true }
           if (signal?.aborted) return fail(abortError(signal))
-          let step: Effect.Effect<Chunk.Chunk<ChatDelta>, Option.Option<EasyChatError>, EasyChat.EasyChat> | undefined =
-            pull
-          if (step === undefined) {
-            // The call's pull, opened and run once in one go.
-            const opened = Effect.runSync(Scope.make())
-            scope = opened
-            step = Effect.flatMap(Scope.extend(openCall(request), opened), (p) => {
-              pull = p
-              return p
+          if (opened !== undefined) {
+            const ready = opened.poll()
+            if (ready !== undefined) {
+              batch = Chunk.toReadonlyArray(ready)
+              index = 0
+              continue
+            }
+            const woken = waitFor(opened, signal)
+            if (woken !== undefined) {
+              await woken
+              continue
+            }
+          }
+          let step: Effect.Effect<Chunk.Chunk<ChatDelta>, Option.Option<EasyChatError>, EasyChat.EasyChat>
+          if (opened !== undefined) step = opened.pull
+          else {
+            // The call, opened and pulled once in one go.
+            const callScope = Effect.runSync(Scope.make())
+            scope = callScope
+            step = Effect.flatMap(Scope.extend(openCall(request), callScope), (call) => {
+              opened = call
+              return call.pull
             })
           }
           const exit = await runtime.runPromiseExit(step, signal ? { signal } : undefined)

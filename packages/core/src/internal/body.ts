@@ -170,9 +170,14 @@ const fromWebStream = (stream: ReadableStream<Uint8Array>, sink: Sink, abort: ()
           if (wasOpen) sink.end()
           return
         }
-        if (state === "open") sink.chunk(result.value)
-        else if ((drained += result.value.length) > DRAIN_BYTES) return cancel()
+        if (state === "draining") {
+          if ((drained += result.value.length) > DRAIN_BYTES) return cancel()
+          return pump()
+        }
+        // The next read is asked for first: when it is already queued, it is delivered before a
+        // consumer woken by this one runs, and both go in one batch.
         pump()
+        sink.chunk(result.value)
       },
       (cause: unknown) => {
         reading = false

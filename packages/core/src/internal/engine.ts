@@ -42,8 +42,25 @@ interface Delivered {
   characters: number
 }
 
+/**
+ * Takes what a body has decoded so far without Effect (`poll`), or waits for
+ * the next read with a plain callback (`wait`). The Promise facade uses these
+ * between reads; the end of an attempt, failures and failover go through `pull`.
+ */
+interface Waiting {
+  readonly poll: () => Chunk.Chunk<ChatDelta> | undefined
+  /**
+   * Calls `wake` once when `poll` or `pull` has something. `false` when the
+   * caller must `pull` instead: something is ready already, the body has
+   * stopped, or no watchdog guards the wait yet.
+   */
+  readonly wait: (wake: () => void) => boolean
+  /** Forgets a `wait` (the caller gave up). */
+  readonly unwait: () => void
+}
+
 /** An attempt's body being read: `pull` takes the deltas decoded so far, or waits for the next read. */
-interface Reader {
+interface Reader extends Waiting {
   readonly pull: Effect.Effect<Chunk.Chunk<ChatDelta>, Option.Option<AttemptError>>
   /** Stops reading; an unfinished body's connection is closed. */
   readonly close: () => void
@@ -108,11 +125,16 @@ const retryAfterOf = (value: string | undefined, now: number): number | undefine
 /** One pull of a streaming call: the deltas decoded since the last pull; `None` at the end. */
 export type Pull = Effect.Effect<Chunk.Chunk<ChatDelta>, Option.Option<EasyChatError>>
 
+/** A streaming call as the Promise facade drives it: `pull`, and between reads the current body's `Waiting`. */
+export interface Call extends Waiting {
+  readonly pull: Pull
+}
+
 export interface Engine {
   readonly complete: (request: unknown) => Effect.Effect<ChatCompletion, EasyChatError>
   readonly stream: (request: unknown) => Stream.Stream<ChatDelta, EasyChatError>
-  /** `stream`'s pull, for the Promise facade: no `Stream` between the reads and the caller. */
-  readonly open: (request: unknown) => Effect.Effect<Pull, never, Scope.Scope>
+  /** `stream` without a `Stream` between the reads and the caller, for the Promise facade. */
+  readonly open: (request: unknown) => Effect.Effect<Call, never, Scope.Scope>
 }
 
 /** The engine behind each `EasyChat` service, for the Promise facade. */
@@ -510,9 +532,10 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
         body?.cancel()
       }
 
-      // One sleeping fiber per body fails a wait that outlives its limit: it
-      // wakes at the earliest deadline a pending wait can have, so a read
-      // costs a clock read, not a race.
+      // One sleeping fiber per body fails a wait that outlives its limit. It
+      // sleeps until the pending wait's deadline or, with no wait pending,
+      // for the shortest limit a new wait could get; so a read costs a clock
+      // read and two stores, not a race.
       const expire = (): void => {
         const resume = waiting
         if (resume === undefined) return
@@ -523,18 +546,20 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
       }
       const watch = (): Effect.Effect<void> =>
         Effect.suspend(() => {
-          const now = clock.unsafeCurrentTimeMillis()
-          if (waiting === undefined || stop !== undefined) {
+          if (stop !== undefined) {
             watchdogUntil = Number.POSITIVE_INFINITY
             return Effect.void
           }
-          if (now >= deadline) {
+          const now = clock.unsafeCurrentTimeMillis()
+          if (waiting !== undefined && now >= deadline) {
             watchdogUntil = Number.POSITIVE_INFINITY
             expire()
             return Effect.void
           }
-          watchdogUntil = deadline
-          return Effect.flatMap(clock.sleep(Duration.millis(deadline - now)), watch)
+          // A wait that starts past its limit fails at once: no need to wake for it.
+          const ms = waiting !== undefined ? deadline - now : Math.max(limit().ms, 0) || phaseMillis.idle
+          watchdogUntil = now + ms
+          return Effect.flatMap(clock.sleep(Duration.millis(ms)), watch)
         })
       const wait: Pull = Effect.async<Chunk.Chunk<ChatDelta>, Option.Option<AttemptError>>((resume) => {
         waiting = resume
@@ -544,23 +569,39 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
       })
       const waitWatched: Pull = Effect.zipRight(Effect.forkIn(watch(), scope), wait)
 
+      /** Starts a wait: its deadline, or `undefined` when its limit has already passed. */
+      const startWait = (): number | undefined => {
+        const next = limit()
+        phase = next.phase
+        if (next.ms <= 0) return undefined
+        deadline = clock.unsafeCurrentTimeMillis() + next.ms
+        return deadline
+      }
       const pull = Effect.suspend((): Pull => {
         if (queue.length > 0) return Effect.succeed(take())
         if (stop !== undefined) return stop
-        const next = limit()
-        if (next.ms <= 0) {
-          stop = Effect.fail(Option.some(timeoutOf(server, next.phase)))
+        if (startWait() === undefined) {
+          stop = Effect.fail(Option.some(timeoutOf(server, phase)))
           body?.cancel()
           return stop
         }
-        deadline = clock.unsafeCurrentTimeMillis() + next.ms
-        phase = next.phase
         // A sleeping watchdog that wakes before this deadline re-arms itself for it.
         if (watchdogUntil <= deadline) return wait
         watchdogUntil = deadline
         return waitWatched
       })
-      return { pull, close }
+      const poll = () => (queue.length > 0 ? take() : undefined)
+      const waitFor = (wake: () => void): boolean => {
+        if (queue.length > 0 || stop !== undefined) return false
+        const until = watchdogUntil
+        if (startWait() === undefined || until > deadline) return false
+        waiting = wake
+        return true
+      }
+      const unwait = () => {
+        waiting = undefined
+      }
+      return { pull, close, poll, wait: waitFor, unwait }
     })
 
   /** A body as a `Stream` (a whole request answered with SSE is joined from it). */
@@ -702,7 +743,7 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
    * the next one. One `Stream` step per batch and no operator per attempt:
    * the fixed cost of a call is most of its time to first delta.
    */
-  const openCall = (input: unknown): Effect.Effect<Pull, never, Scope.Scope> =>
+  const openCall = (input: unknown): Effect.Effect<Call, never, Scope.Scope> =>
     Effect.gen(function* () {
       const scope = yield* Effect.scope
       const clock = yield* Effect.clock
@@ -799,10 +840,18 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
           return nextAttempt
         }
       })
-      return Effect.suspend(() => (attempt?.reader !== undefined ? read : prepared === undefined ? first : nextAttempt))
+      return {
+        pull: Effect.suspend(() =>
+          attempt?.reader !== undefined ? read : prepared === undefined ? first : nextAttempt
+        ),
+        poll: () => attempt?.reader?.poll(),
+        wait: (wake) => attempt?.reader?.wait(wake) ?? false,
+        unwait: () => attempt?.reader?.unwait()
+      }
     })
 
-  const stream = (input: unknown): Stream.Stream<ChatDelta, EasyChatError> => Stream.fromPull(openCall(input))
+  const stream = (input: unknown): Stream.Stream<ChatDelta, EasyChatError> =>
+    Stream.fromPull(Effect.map(openCall(input), (call) => call.pull))
 
   const complete = (input: unknown): Effect.Effect<ChatCompletion, EasyChatError> => {
     let current = ""
