@@ -2,6 +2,7 @@ import type * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
@@ -850,8 +851,22 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
       }
     })
 
+  // One channel step per batch: `Stream.fromPull` adds an `unwrap`, an `Option`
+  // and a tuple to each step, and costs more to start (time to first delta).
   const stream = (input: unknown): Stream.Stream<ChatDelta, EasyChatError> =>
-    Stream.fromPull(Effect.map(openCall(input), (call) => call.pull))
+    Stream.fromChannel(
+      Channel.unwrapScoped(
+        Effect.map(openCall(input), ({ pull }) => {
+          const loop: Channel.Channel<
+            Chunk.Chunk<ChatDelta>,
+            unknown,
+            Option.Option<EasyChatError>,
+            unknown
+          > = Channel.flatMap(Channel.fromEffect(pull), (batch) => Channel.zipRight(Channel.write(batch), loop))
+          return Channel.catchAll(loop, (end) => (Option.isNone(end) ? Channel.void : Channel.fail(end.value)))
+        })
+      )
+    )
 
   const complete = (input: unknown): Effect.Effect<ChatCompletion, EasyChatError> => {
     let current = ""
