@@ -2,6 +2,7 @@ import * as http from "node:http"
 import { EasyChat } from "@easychat/core"
 import { MirrorPool } from "@easychat/testkit"
 import * as NodeTransport from "@easychat/transport-node"
+import * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
@@ -11,7 +12,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import { Gateway } from "../src/index.js"
-import { chatRequests, expectedReply, messages, postJson, raw } from "./fixtures.js"
+import { chatRequests, expectedReply, messages, postJson, raw, sseEvents } from "./fixtures.js"
 
 const withPool = <A, E, R>(body: (pool: MirrorPool.MirrorPool) => Effect.Effect<A, E, R>) =>
   Effect.acquireUseRelease(
@@ -116,6 +117,33 @@ describe("Gateway.make", () => {
         expect(chatRequests(pool.servers[0]!)).toHaveLength(1)
       })
     ).pipe(Effect.scoped)
+  )
+})
+
+describe("Gateway.make on a web handler", () => {
+  it.live("reads bodies and streams replies on a runtime other than Node's", () =>
+    withPool((pool) =>
+      Effect.gen(function* () {
+        const gateway = yield* Gateway.make({ maxBodyBytes: 2048 })
+        const web = HttpApp.toWebHandlerLayer(gateway, chatFor(pool))
+        const post = (body: string) =>
+          Effect.promise(() =>
+            web.handler(new Request("http://gateway.test/v1/chat/completions", { method: "POST", body }))
+          )
+        const reply = yield* post(JSON.stringify({ messages, stream: true }))
+        expect(reply.headers.get("content-type")).toBe("text/event-stream; charset=utf-8")
+        const text = yield* Effect.promise(() => reply.text())
+        const deltas = sseEvents(text)
+          .filter((e) => e.data !== "[DONE]")
+          .map((e) => JSON.parse(e.data).choices[0].delta.content ?? "")
+        expect(deltas.join("")).toBe(expectedReply)
+        expect(text.endsWith("data: [DONE]\n\n")).toBe(true)
+        const big = yield* post(JSON.stringify({ messages: [{ role: "user", content: "x".repeat(4096) }] }))
+        expect(big.status).toBe(413)
+        expect((yield* Effect.promise(() => big.json())).error.code).toBe("request_too_large")
+        yield* Effect.promise(() => web.dispose())
+      })
+    )
   )
 })
 

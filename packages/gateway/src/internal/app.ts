@@ -1,8 +1,9 @@
+import { IncomingMessage } from "node:http"
 import { type ChatDelta, type ChatRequestInput, EasyChat, type EasyChatError, ServerPool } from "@easychat/core"
 import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpRouter from "@effect/platform/HttpRouter"
-import type * as HttpServerError from "@effect/platform/HttpServerError"
+import * as HttpServerError from "@effect/platform/HttpServerError"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Chunk from "effect/Chunk"
@@ -54,21 +55,25 @@ const logged = (error: ApiError) =>
 
 const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
 
-const encoder = new TextEncoder()
 const decoder = new TextDecoder("utf-8", { fatal: true })
 
 // A body over the limit is still read to its end (and dropped) up to this much more, so that the client,
 // still sending, gets its 413; stopping at once would destroy the socket under it. Beyond that: a reset.
 const DISCARD_LIMIT = 16 * 1024 * 1024
 
-/** Reads at most `max` bytes: a declared length over it is refused before reading anything. */
-const readBody = (request: HttpServerRequest.HttpServerRequest, max: number) =>
+const join = (parts: ReadonlyArray<Uint8Array>, size: number): Uint8Array => {
+  const bytes = new Uint8Array(size)
+  let offset = 0
+  for (const part of parts) {
+    bytes.set(part, offset)
+    offset += part.length
+  }
+  return bytes
+}
+
+/** The body as a `Stream`, for servers other than Node's. */
+const readStream = (request: HttpServerRequest.HttpServerRequest, max: number, tooLarge: () => Rejected) =>
   Effect.gen(function* () {
-    // Built only when needed: an error captures a stack trace, which costs more than reading a small body.
-    const tooLarge = () =>
-      reject(413, "invalid_request_error", "request_too_large", `The request body is larger than ${max} bytes`)
-    const declared = Number(request.headers["content-length"])
-    if (Number.isFinite(declared) && declared > max) return yield* tooLarge()
     const parts: Array<Uint8Array> = []
     let size = 0
     yield* Stream.runForEachChunk(request.stream, (chunk) => {
@@ -79,14 +84,66 @@ const readBody = (request: HttpServerRequest.HttpServerRequest, max: number) =>
       return size > max + DISCARD_LIMIT ? tooLarge() : Effect.void
     })
     if (size > max) return yield* tooLarge()
-    const bytes = new Uint8Array(size)
-    let offset = 0
-    for (const part of parts) {
-      bytes.set(part, offset)
-      offset += part.length
-    }
-    return bytes
+    return join(parts, size)
   })
+
+/**
+ * The same read straight from Node's request: setting up the body `Stream`
+ * costs more than reading a small body. Like that stream, it destroys the
+ * request (and so resets the socket) when it stops before the end.
+ */
+const readNode = (
+  request: HttpServerRequest.HttpServerRequest,
+  source: IncomingMessage,
+  max: number,
+  tooLarge: () => Rejected
+) =>
+  Effect.async<Uint8Array, Rejected | HttpServerError.RequestError>((resume) => {
+    if (!source.readable) return resume(Effect.succeed(new Uint8Array(0)))
+    const parts: Array<Uint8Array> = []
+    let size = 0
+    const stop = () => {
+      source.off("data", onData)
+      source.off("end", onEnd)
+      source.off("error", onError)
+    }
+    const onData = (part: Buffer) => {
+      size += part.length
+      if (size <= max) parts.push(part)
+      else if (size > max + DISCARD_LIMIT) {
+        stop()
+        source.destroy()
+        resume(Effect.fail(tooLarge()))
+      }
+    }
+    const onEnd = () => {
+      stop()
+      resume(size > max ? Effect.fail(tooLarge()) : Effect.succeed(join(parts, size)))
+    }
+    const onError = (cause: unknown) => {
+      stop()
+      resume(Effect.fail(new HttpServerError.RequestError({ request, reason: "Decode", cause })))
+    }
+    source.on("data", onData)
+    source.on("end", onEnd)
+    source.on("error", onError)
+    return Effect.sync(() => {
+      stop()
+      if (!source.closed) source.destroy()
+    })
+  })
+
+/** Reads at most `max` bytes: a declared length over it is refused before reading anything. */
+const readBody = (request: HttpServerRequest.HttpServerRequest, max: number) => {
+  // Built only when needed: an error captures a stack trace, which costs more than reading a small body.
+  const tooLarge = () =>
+    reject(413, "invalid_request_error", "request_too_large", `The request body is larger than ${max} bytes`)
+  const declared = Number(request.headers["content-length"])
+  if (Number.isFinite(declared) && declared > max) return Effect.fail(tooLarge())
+  return request.source instanceof IncomingMessage
+    ? readNode(request, request.source, max, tooLarge)
+    : readStream(request, max, tooLarge)
+}
 
 /** What one chat request asks for, and the request core receives. */
 interface ChatCall {
@@ -123,6 +180,11 @@ const toCall = (text: string, defaultModel: string): Effect.Effect<ChatCall, Rej
     // Core validates the rest (messages, ranges, ...) and answers InvalidRequest.
     return { request: request as ChatRequestInput, stream, includeUsage, model }
   })
+
+/** Waits for Node's next tick, where it writes what a response corked. */
+const nextTick = Effect.async<void>((resume) => {
+  process.nextTick(() => resume(Effect.void))
+})
 
 const sseHeaders = (server: string | undefined) => ({
   "cache-control": "no-cache",
@@ -188,22 +250,40 @@ const makeChatCompletions = (settings: Settings) => {
       else return yield* Effect.fail(next.left.value)
     }
     const chunks = makeChunkEncoder(meta, call.includeUsage)
-    const rest = ended
-      ? Stream.empty
-      : Stream.repeatEffectChunkOption(pull).pipe(
-          Stream.mapChunks((batch) => {
-            const out = chunks.deltas(batch)
-            return out === "" ? Chunk.empty<Uint8Array>() : Chunk.of(encoder.encode(out))
-          })
-        )
-    const body = Stream.make(encoder.encode(chunks.deltas(first))).pipe(
-      Stream.concat(rest),
-      Stream.concat(Stream.sync(() => encoder.encode(chunks.end()))),
-      // After the first delta the status is sent: a fault ends the stream with an error event, never silently.
-      Stream.catchAll((error: EasyChatError) =>
-        Stream.fromEffect(Effect.map(logged(fromEasyChatError(error)), (e) => encoder.encode(chunks.error(e))))
-      )
-    )
+    // One `Stream` step per upstream read, and a single layer (operators cost per step): the first batch,
+    // each read, then `[DONE]` or, the status being sent, an error event in place of a silent end.
+    let opening: Uint8Array | undefined = chunks.deltas(first)
+    let flushed = false
+    let over = false
+    const finish = (error: Option.Option<EasyChatError>) => {
+      over = true
+      return Option.isNone(error)
+        ? Effect.succeed(Chunk.of(chunks.end()))
+        : Effect.map(logged(fromEasyChatError(error.value)), (e) => Chunk.of(chunks.error(e)))
+    }
+    const step = Effect.suspend((): Effect.Effect<Chunk.Chunk<Uint8Array>, Option.Option<never>> => {
+      if (opening !== undefined) {
+        const out = opening
+        opening = undefined
+        return Effect.succeed(Chunk.of(out))
+      }
+      if (!flushed) {
+        flushed = true
+        // Node sends what was written at the next tick, and this fiber would go on first through every
+        // delta already read, to the end: let the first delta leave now (the client's time to first token).
+        return Effect.zipRight(nextTick, step)
+      }
+      if (over) return Effect.fail(Option.none())
+      if (ended) return finish(Option.none())
+      return Effect.matchEffect(pull, {
+        onSuccess: (batch) => {
+          const out = chunks.deltas(batch)
+          return Effect.succeed(out.length === 0 ? Chunk.empty<Uint8Array>() : Chunk.of(out))
+        },
+        onFailure: finish
+      })
+    })
+    const body = Stream.repeatEffectChunkOption(step)
     const server = Option.getOrUndefined(Option.map(Chunk.head(first), (d) => d.server))
     return HttpServerResponse.stream(body, {
       contentType: "text/event-stream; charset=utf-8",
