@@ -7,6 +7,7 @@
  */
 
 import { createRequire } from "node:module"
+import { Fault } from "@easychat/testkit"
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as HelpDoc from "@effect/cli/HelpDoc"
@@ -103,7 +104,7 @@ const serve = Command.make(
     ),
     fault: Options.text("fault").pipe(
       Options.withDescription(
-        `A fault for every chat request: KIND or KIND:N (N: the status of "status", the deltas before a mid-stream fault). KIND: ${Serve.faultKinds.join(", ")}.`
+        `A fault for every chat request: KIND or KIND:N (N: the status of "status", the deltas before a mid-stream fault). KIND: ${Fault.kinds.join(", ")}.`
       ),
       Options.optional
     ),

@@ -98,6 +98,44 @@ export type Fault =
 export type FaultKind = Fault["kind"]
 
 /**
+ * Every fault kind, and whether it takes `afterDeltas`: for tools that name
+ * faults in text (the `easychat serve --fault` option). A `Record` so that a
+ * new kind cannot be left out.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const takesAfterDeltas: Readonly<Record<FaultKind, boolean>> = {
+  refuse: false,
+  "reset-before-headers": false,
+  "stall-before-headers": false,
+  status: false,
+  "html-200": false,
+  "json-string-error": false,
+  "access-code": false,
+  "wrong-content-type-stream": false,
+  "stall-mid-stream": true,
+  "close-mid-stream": true,
+  "malformed-json": true,
+  "event-error": true,
+  "error-chunk": true,
+  "invalid-utf8": true,
+  "oversize-event": true,
+  "no-trailing-blank-line": false,
+  "no-done": false,
+  "no-done-no-finish": true,
+  gzip: false
+}
+
+/**
+ * Every fault kind, in the order `Fault` lists them.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const kinds: ReadonlyArray<FaultKind> = Object.keys(takesAfterDeltas) as Array<FaultKind>
+
+/**
  * Which fault (if any) a request gets:
  * - one `Fault`: every request;
  * - a list: consumed one entry per request (`undefined` answers normally), then normal answers;

@@ -1,5 +1,5 @@
 // `easychat serve`: the testkit's mirror on a port until interrupted.
-import { type Fault, MirrorServer } from "@easychat/testkit"
+import { Fault, MirrorServer } from "@easychat/testkit"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
@@ -18,46 +18,12 @@ export interface Parsed {
   readonly verbose: boolean
 }
 
-/** The faults `--fault` accepts; the `:N` suffix is a status or an `afterDeltas`. */
-export const faultKinds: ReadonlyArray<Fault.FaultKind> = [
-  "refuse",
-  "reset-before-headers",
-  "stall-before-headers",
-  "status",
-  "html-200",
-  "json-string-error",
-  "access-code",
-  "wrong-content-type-stream",
-  "stall-mid-stream",
-  "close-mid-stream",
-  "malformed-json",
-  "event-error",
-  "error-chunk",
-  "invalid-utf8",
-  "oversize-event",
-  "no-trailing-blank-line",
-  "no-done",
-  "no-done-no-finish",
-  "gzip"
-]
-
-const afterDeltaKinds = new Set([
-  "stall-mid-stream",
-  "close-mid-stream",
-  "malformed-json",
-  "event-error",
-  "error-chunk",
-  "invalid-utf8",
-  "oversize-event",
-  "no-done-no-finish"
-])
-
 /** `status:429`, `close-mid-stream:3`, `html-200`. */
 export const parseFault = (text: string): Fault.Fault | ExitCode.UsageError => {
   const [kind = "", arg] = text.split(":", 2)
   const usage = (reason: string) => new ExitCode.UsageError({ reason: `--fault ${text}: ${reason}` })
-  if (!(faultKinds as ReadonlyArray<string>).includes(kind)) {
-    return usage(`unknown fault; one of ${faultKinds.join(", ")}`)
+  if (!(Fault.kinds as ReadonlyArray<string>).includes(kind)) {
+    return usage(`unknown fault; one of ${Fault.kinds.join(", ")}`)
   }
   const n = arg === undefined ? undefined : Number(arg)
   if (arg !== undefined && (!Number.isInteger(n) || n! < 0)) return usage("the value after : must be an integer")
@@ -66,7 +32,8 @@ export const parseFault = (text: string): Fault.Fault | ExitCode.UsageError => {
     if (status < 100 || status > 599) return usage("the status must be from 100 to 599")
     return { kind: "status", status }
   }
-  if (afterDeltaKinds.has(kind)) return { kind, ...(n === undefined ? {} : { afterDeltas: n }) } as Fault.Fault
+  if (Fault.takesAfterDeltas[kind as Fault.FaultKind])
+    return { kind, ...(n === undefined ? {} : { afterDeltas: n }) } as Fault.Fault
   if (arg !== undefined) return usage(`${kind} takes no value`)
   return { kind } as Fault.Fault
 }

@@ -157,7 +157,7 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
   const withHeadersTimeout = <A, R>(server: string, effect: Effect.Effect<A, AttemptError, R>) =>
     Effect.timeoutFail(effect, {
       duration: timeouts.headers,
-      onTimeout: () => new Timeout({ server, phase: "headers", millis: millis(timeouts.headers) })
+      onTimeout: () => timeoutOf(server, "headers")
     })
 
   /** Bounds `effect` by what is left of an attempt's first-token and total budget. */
@@ -438,8 +438,14 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
         waiting = undefined
         resume(ready)
       }
-      const failWith = (error: unknown) => {
-        stop =
+      /** Ends the body for good: what the caller gets once the queue is empty, and the connection closed. */
+      const halt = (end: Pull): Pull => {
+        stop = end
+        body?.cancel()
+        return end
+      }
+      const failWith = (error: unknown) =>
+        halt(
           isEasyChatError(error) && error._tag !== "AllServersFailed"
             ? Effect.fail(
                 Option.some(
@@ -449,8 +455,7 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
                 )
               )
             : Effect.die(error)
-        body?.cancel()
-      }
+        )
       // Returns true at `[DONE]`.
       const run = (events: ReadonlyArray<Sse.SseEvent>): boolean => {
         for (const event of events) {
@@ -541,9 +546,7 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
         const resume = waiting
         if (resume === undefined) return
         waiting = undefined
-        stop = Effect.fail(Option.some(timeoutOf(server, phase)))
-        body?.cancel()
-        resume(stop)
+        resume(halt(Effect.fail(Option.some(timeoutOf(server, phase)))))
       }
       const watch = (): Effect.Effect<void> =>
         Effect.suspend(() => {
@@ -581,11 +584,7 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
       const pull = Effect.suspend((): Pull => {
         if (queue.length > 0) return Effect.succeed(take())
         if (stop !== undefined) return stop
-        if (startWait() === undefined) {
-          stop = Effect.fail(Option.some(timeoutOf(server, phase)))
-          body?.cancel()
-          return stop
-        }
+        if (startWait() === undefined) return halt(Effect.fail(Option.some(timeoutOf(server, phase))))
         // A sleeping watchdog that wakes before this deadline re-arms itself for it.
         if (watchdogUntil <= deadline) return wait
         watchdogUntil = deadline
@@ -695,7 +694,7 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
       if (!isJson(contentType)) return yield* unexpected(server, response, "application/json")
       const read = yield* Effect.timeoutFail(readText(server, response, settings.maxReplySize), {
         duration: timeouts.firstToken,
-        onTimeout: () => new Timeout({ server, phase: "firstToken", millis: millis(timeouts.firstToken) })
+        onTimeout: () => timeoutOf(server, "firstToken")
       })
       if (read.truncated) {
         return yield* new DecodeError({
@@ -903,7 +902,7 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
     }).pipe(
       Effect.timeoutFail({
         duration: timeouts.total,
-        onTimeout: () => new Timeout({ server: current, phase: "total", millis: millis(timeouts.total) })
+        onTimeout: () => timeoutOf(current, "total")
       }),
       Effect.withSpan("easychat.complete", { captureStackTrace: false })
     )
