@@ -58,8 +58,9 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
       const deltas = deltasOf(sizes[i]!)
       const report = await measure({ kind, warmUrl: mirror.urls[0]!, bigUrl: mirror.urls[i + 1]!, deltas })
       if (report.deltas !== deltas) throw new Error(`${report.name} received ${report.deltas} deltas of ${deltas}`)
-      // Against the lowest RSS seen if it fell below the baseline: never understate growth.
-      const growth = report.peak - Math.min(report.baseline, report.lowest)
+      // From the lowest RSS seen before each peak: a fall below the baseline (V8 returning pages) neither
+      // hides a later rise nor turns an earlier peak into growth.
+      const growth = report.rise
       peaks.push(growth)
       const quarters = [3, 7, 11, 15].map((q) => report.growth[q] ?? Number.NaN)
       const retained = [3, 7, 11, 15].map((q) => report.retained[q] ?? Number.NaN)
@@ -99,8 +100,8 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
     `Each client runs in a fresh child process (\`--expose-gc\`): 5 warm-up streams of 100 deltas, two full GCs, ` +
       `then the resident set size (RSS) is the baseline; one long stream of ~${fmt(perEvent)}-byte events ` +
       "(the mixed-script reply in 4-character pieces) is consumed to the end from a mirror in another process, " +
-      "RSS sampled every 10 ms and at each sixteenth of the stream. Growth is peak RSS minus the baseline " +
-      "(or minus the lowest RSS seen, when RSS fell below the baseline as V8 returned pages); " +
+      "RSS sampled every 10 ms and at each sixteenth of the stream. Growth is the largest rise of RSS above the lowest " +
+      "RSS seen before it (the baseline, or lower when V8 returned pages during the stream); " +
       "the quarters columns are in MiB. A second pass over the same stream forces a full GC at each sixteenth " +
       "and reports the heap still used (minus the same after warm-up): memory held, not garbage not yet collected.",
     "",
@@ -110,7 +111,7 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
         "stream",
         "deltas",
         "baseline RSS",
-        "peak RSS growth",
+        "RSS growth",
         "RSS growth at ¼ / ½ / ¾ / end",
         "peak heap used",
         "heap retained after full GC at ¼ / ½ / ¾ / end",

@@ -19,6 +19,12 @@ export interface MemoryReport {
   readonly peak: number
   /** Lowest resident memory seen during the stream: the baseline may still hold garbage the OS gets back later. */
   readonly lowest: number
+  /**
+   * Growth: the largest rise of resident memory above the lowest seen before
+   * it (the baseline included). A rise after RSS fell below the baseline counts
+   * from that low; a peak before the fall counts from the baseline.
+   */
+  readonly rise: number
   /** Resident memory at each sixteenth of the stream, minus the baseline. */
   readonly growth: ReadonlyArray<number>
   readonly heapPeak: number
@@ -49,17 +55,18 @@ const run = async (spec: MemorySpec): Promise<MemoryReport> => {
   const baseline = process.memoryUsage.rss()
   let peak = baseline
   let lowest = baseline
+  let rise = 0
   let heapPeak = 0
   const growth: Array<number> = []
-  const timer = setInterval(() => {
-    const rss = process.memoryUsage.rss()
+  const sample = (rss: number) => {
     peak = Math.max(peak, rss)
     lowest = Math.min(lowest, rss)
-  }, 10)
+    rise = Math.max(rise, rss - lowest)
+  }
+  const timer = setInterval(() => sample(process.memoryUsage.rss()), 10)
   const checkpoint = () => {
     const memory = process.memoryUsage()
-    peak = Math.max(peak, memory.rss)
-    lowest = Math.min(lowest, memory.rss)
+    sample(memory.rss)
     heapPeak = Math.max(heapPeak, memory.heapUsed)
     growth.push(memory.rss - baseline)
   }
@@ -81,7 +88,7 @@ const run = async (spec: MemorySpec): Promise<MemoryReport> => {
   })
   await client.close()
   if (again.deltas !== got.deltas) throw new Error(`the second pass received ${again.deltas} of ${got.deltas} deltas`)
-  return { name: client.name, baseline, peak, lowest, growth, heapPeak, retained, deltas: got.deltas, seconds }
+  return { name: client.name, baseline, peak, lowest, rise, growth, heapPeak, retained, deltas: got.deltas, seconds }
 }
 
 process.once("message", (spec: MemorySpec) => {

@@ -107,8 +107,12 @@ const describe = (error: HttpClientError.HttpClientError): string => describeCau
 /** The end of a body, once its queue is empty. */
 const END: Effect.Effect<never, Option.Option<never>> = Effect.fail(Option.none())
 
-/** How many bytes of a body are decoded ahead of the caller before the body pauses. */
-const HIGH_WATER = 64 * 1024
+/**
+ * How many bytes of a body are decoded ahead of the caller before the body
+ * pauses. At 64 KiB an Effect `Stream` caller kept batches alive long enough
+ * to be promoted, and RSS grew with a stream's length in some runs.
+ */
+const HIGH_WATER = 16 * 1024
 
 const contentTypeOf = (response: HttpClientResponse.HttpClientResponse) =>
   (response.headers["content-type"] ?? "").toLowerCase()
