@@ -146,12 +146,13 @@ export const make = (options: Options, transport: Layer.Layer<HttpClient.HttpCli
           let step: Effect.Effect<Chunk.Chunk<ChatDelta>, Option.Option<EasyChatError>, EasyChat.EasyChat>
           if (opened !== undefined) step = opened.pull
           else {
-            // The call, opened and pulled once in one go.
-            const callScope = Effect.runSync(Scope.make())
-            scope = callScope
-            step = Effect.flatMap(Scope.extend(openCall(request), callScope), (call) => {
-              opened = call
-              return call.pull
+            // The call, opened in one go; its first batch comes through `poll` and `wait` like the others.
+            step = Effect.flatMap(Scope.make(), (callScope) => {
+              scope = callScope
+              return Effect.flatMap(Scope.extend(openCall(request), callScope), (call) => {
+                opened = call
+                return call.start
+              })
             })
           }
           const exit = await runtime.runPromiseExit(step, signal ? { signal } : undefined)

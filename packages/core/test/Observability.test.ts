@@ -8,7 +8,7 @@ import { HttpResponse } from "msw"
 import { setupServer } from "msw/node"
 import { afterAll, afterEach, beforeAll } from "vitest"
 import { EasyChat, Presets } from "../src/index.js"
-import { fetchLayer, mirror } from "./fixtures.js"
+import { fetchLayer, mirror, type Received } from "./fixtures.js"
 
 const server = setupServer()
 beforeAll(() => server.listen({ onUnhandledRequest: "error" }))
@@ -57,19 +57,37 @@ const observe = async (call: (chat: EasyChat.Service) => Effect.Effect<unknown, 
 const attrs = (span: Tracer.Span) => Object.fromEntries((span as any).attributes as Map<string, unknown>)
 
 describe("observability", () => {
-  it("a span per call and per attempt, with server, attempt number and outcome; a debug line per failover", async () => {
+  it("a span per call and per attempt, with server, attempt number, status and outcome; a debug line per failover", async () => {
+    const received: Array<Received> = []
     server.use(
-      ...mirror(A, [], () => new HttpResponse("busy", { status: 503 }), `sid=${COOKIE}; Path=/`),
-      ...mirror(B, [], undefined, `sid=${COOKIE}; Path=/`)
+      ...mirror(A, received, () => new HttpResponse("busy", { status: 503 }), `sid=${COOKIE}; Path=/`),
+      ...mirror(B, received, undefined, `sid=${COOKIE}; Path=/`)
     )
     const { spans, logs } = await observe((chat) => chat.complete({ messages: [{ role: "user", content: "x" }] }))
     const names = spans.map((s) => s.name)
     expect(names).toContain("easychat.complete")
     const attempts = spans.filter((s) => s.name === "easychat.attempt").map(attrs)
     expect(attempts).toEqual([
-      expect.objectContaining({ "easychat.server": A, "easychat.attempt": 1, "easychat.outcome": "HttpStatusError" }),
-      expect.objectContaining({ "easychat.server": B, "easychat.attempt": 2, "easychat.outcome": "ok" })
+      expect.objectContaining({
+        "easychat.server": A,
+        "easychat.attempt": 1,
+        "easychat.outcome": "HttpStatusError",
+        "http.response.status_code": 503
+      }),
+      expect.objectContaining({
+        "easychat.server": B,
+        "easychat.attempt": 2,
+        "easychat.outcome": "ok",
+        "http.response.status_code": 200
+      })
     ])
+    // No `http.client` span of @effect/platform's per request, and no trace headers sent to the mirrors.
+    expect(names.filter((name) => name.startsWith("http.client"))).toEqual([])
+    expect(received.map((r) => r.method)).toEqual(["GET", "POST", "GET", "POST"])
+    for (const r of received) {
+      expect(r.headers.has("traceparent")).toBe(false)
+      expect(r.headers.has("b3")).toBe(false)
+    }
     const failovers = logs.filter((l) => l.level === "DEBUG")
     expect(failovers).toHaveLength(1)
     expect(failovers[0]!.annotations).toMatchObject({ server: A, attempt: 1, error: "HttpStatusError" })

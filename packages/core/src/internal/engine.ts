@@ -1,4 +1,4 @@
-import type * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
@@ -7,6 +7,7 @@ import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
@@ -21,6 +22,7 @@ import {
   DecodeError,
   type EasyChatError,
   HttpStatusError,
+  type InvalidRequest,
   isEasyChatError,
   NoResponse,
   type Phase,
@@ -133,6 +135,12 @@ export type Pull = Effect.Effect<Chunk.Chunk<ChatDelta>, Option.Option<EasyChatE
 /** A streaming call as the Promise facade drives it: `pull`, and between reads the current body's `Waiting`. */
 export interface Call extends Waiting {
   readonly pull: Pull
+  /**
+   * Opens the call (failing over as `pull` does) and succeeds with an empty
+   * batch once a body is being read, its watchdog running: the caller then
+   * takes the first batch with `poll` and `wait`, as every later one.
+   */
+  readonly start: Pull
 }
 
 export interface Engine {
@@ -145,7 +153,11 @@ export interface Engine {
 /** The engine behind each `EasyChat` service, for the Promise facade. */
 export const engines = new WeakMap<object, Engine>()
 
-export const make = (settings: Settings, pool: ServerPool.Service, http: HttpClient.HttpClient): Engine => {
+export const make = (settings: Settings, pool: ServerPool.Service, transport: HttpClient.HttpClient): Engine => {
+  // No `http.client` span per request: the `easychat.attempt` span already names the server and gets the
+  // status, the client span cost about 0.4 ms per request (its attributes, the headers copied twice), and its
+  // `traceparent`/`b3` headers are not what a browser sends to a mirror.
+  const http = HttpClient.withTracerDisabledWhen(transport, () => true)
   const cookies = makeCookieStore()
   const initLocks = new Map<string, Effect.Semaphore>()
   const { timeouts, maxEventSize } = settings
@@ -352,6 +364,7 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
         yield* within(server, limit, initCookies(server))
         response = yield* send
       }
+      yield* Effect.annotateCurrentSpan("http.response.status_code", response.status)
       if (response.status < 200 || response.status >= 300) {
         return yield* within(server, limit, Effect.flatMap(statusError(server, response), Effect.fail))
       }
@@ -594,6 +607,8 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
         watchdogUntil = deadline
         return waitWatched
       })
+      // The watchdog runs from the start, so that even the first wait can be a plain callback (`waitFor`).
+      yield* Effect.forkIn(watch(), scope)
       const poll = () => (queue.length > 0 ? take() : undefined)
       const waitFor = (wake: () => void): boolean => {
         if (queue.length > 0 || stop !== undefined) return false
@@ -724,12 +739,15 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
       }
     })
 
-  const prepare = (input: unknown) =>
-    Effect.gen(function* () {
-      const request = yield* validate(input)
-      const pinned = request.activeServer !== undefined ? yield* pool.pin(request.activeServer) : settings.activeServer
-      return { request, pinned }
-    })
+  /** The validated request and the server it is pinned to, if any (no Effect: it runs before every call). */
+  const prepare = (
+    input: unknown
+  ): Either.Either<{ readonly request: ChatRequest; readonly pinned: string | undefined }, InvalidRequest> =>
+    Either.flatMap(validate(input), (request) =>
+      request.activeServer === undefined
+        ? Either.right({ request, pinned: settings.activeServer })
+        : Either.map(pool.pin(request.activeServer), (pinned) => ({ request, pinned }))
+    )
 
   /** After a failed attempt: record it, and say whether another server may be tried. */
   const afterFailure = (server: string, error: AttemptError, attempts: Array<Attempt>, number: number) =>
@@ -766,6 +784,8 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
         latency: number
       }
       let attempt: Current | undefined
+      // Set by `start`: an opened attempt returns an empty batch instead of waiting for its first read.
+      let openOnly = false
       const failed = (error: EasyChatError): Pull => Effect.fail(Option.some(error))
 
       /** Ends the current attempt: its reader, its span (with `easychat.outcome`) and its claim on the server. */
@@ -828,7 +848,7 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
                   onSuccess: (opened): Pull => {
                     attempt!.reader = opened.reader
                     attempt!.latency = opened.latency
-                    return read
+                    return openOnly ? Effect.succeed(Chunk.empty()) : read
                   }
                 }
               )
@@ -836,18 +856,22 @@ export const make = (settings: Settings, pool: ServerPool.Service, http: HttpCli
           )
         })
       })
-      const first: Pull = Effect.matchEffect(Effect.withParentSpan(prepare(input), callSpan), {
-        onFailure: failed,
-        onSuccess: (ready): Pull => {
-          prepared = ready
-          callEnd = clock.unsafeCurrentTimeMillis() + phaseMillis.total
-          return nextAttempt
-        }
+      const first: Pull = Effect.suspend(() => {
+        const ready = prepare(input)
+        if (Either.isLeft(ready)) return failed(ready.left)
+        prepared = ready.right
+        callEnd = clock.unsafeCurrentTimeMillis() + phaseMillis.total
+        return nextAttempt
       })
+      const pull: Pull = Effect.suspend(() =>
+        attempt?.reader !== undefined ? read : prepared === undefined ? first : nextAttempt
+      )
       return {
-        pull: Effect.suspend(() =>
-          attempt?.reader !== undefined ? read : prepared === undefined ? first : nextAttempt
-        ),
+        pull,
+        start: Effect.suspend(() => {
+          openOnly = true
+          return pull
+        }),
         poll: () => attempt?.reader?.poll(),
         wait: (wake) => attempt?.reader?.wait(wake) ?? false,
         unwait: () => attempt?.reader?.unwait()
