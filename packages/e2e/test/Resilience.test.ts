@@ -5,7 +5,7 @@ import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import { afterEach, describe, expect, it } from "vitest"
-import { echo, failure, gets, messages, posts, run } from "./support.js"
+import { echo, failure, gets, messages, posts, run, transports } from "./support.js"
 
 let pool: MirrorPool.MirrorPool | undefined
 afterEach(async () => {
@@ -198,6 +198,30 @@ describe("timeouts by phase", () => {
     )
     expect(reply.server).toBe(pool.urls[1])
   })
+
+  for (const [name, layer] of transports) {
+    it(`headers: the stalled request itself is aborted when its timeout passes, streamed and whole (${name} transport)`, async () => {
+      pool = await MirrorPool.start([{ fault: { kind: "stall-before-headers" } }])
+      const stalled = pool.servers[0]!
+      const settled = (promise: Promise<unknown>) =>
+        Promise.race([promise.then(() => true), new Promise((resolve) => setTimeout(() => resolve(false), 1000))])
+      await run(
+        { servers: pool.urls, timeouts: { headers: 200 } },
+        (chat) =>
+          Effect.gen(function* () {
+            for (const call of [Stream.runDrain(chat.stream({ messages })), chat.complete({ messages })]) {
+              const error: any = yield* Effect.flip(call)
+              expect(error.attempts[0].error).toMatchObject({ _tag: "Timeout", phase: "headers", millis: 200 })
+              // While the transport and its connection pool live on: the request was cut, not left hanging.
+              const post = stalled.requests.filter((r) => r.method === "POST").at(-1)!
+              expect(yield* Effect.promise(() => settled(post.closed))).toBe(true)
+            }
+          }),
+        layer()
+      )
+      expect(posts(stalled)).toBe(2)
+    })
+  }
 
   it("firstToken: a stream that never sends text fails over", async () => {
     pool = await MirrorPool.start([{ fault: { kind: "stall-mid-stream", afterDeltas: 0 } }, {}])

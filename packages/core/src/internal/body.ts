@@ -207,6 +207,14 @@ const fromWebStream = (stream: ReadableStream<Uint8Array>, sink: Sink, abort: ()
   }
 }
 
+/** Closes the connection of a response nobody will read (its caller gave up while it arrived). */
+export const abandon = (response: HttpClientResponse.HttpClientResponse): void => {
+  const raw = rawBodyOf(response)
+  if (raw !== undefined && isReadable(raw)) raw.destroy()
+  else if (raw !== undefined) raw.cancel().catch(() => {})
+  abortOf(response)()
+}
+
 /** Starts reading `response`'s body into `sink`; reads begin at once. */
 export const open = (response: HttpClientResponse.HttpClientResponse, sink: Sink): Effect.Effect<Body> =>
   Effect.suspend(() => {

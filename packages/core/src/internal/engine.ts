@@ -3,6 +3,7 @@ import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Channel from "effect/Channel"
+import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
@@ -11,6 +12,7 @@ import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as Tracer from "effect/Tracer"
@@ -153,6 +155,66 @@ export interface Engine {
 /** The engine behind each `EasyChat` service, for the Promise facade. */
 export const engines = new WeakMap<object, Engine>()
 
+/**
+ * One sleeping fiber per attempt fails whatever wait outlives its deadline:
+ * the response headers, then each read of the body. It sleeps until the armed
+ * deadline or, with nothing armed, for as long as the next wait could last;
+ * so arming costs a few stores, not a fiber or a race per wait.
+ */
+interface Watchdog {
+  /**
+   * Runs `expire` once if `deadline` passes before `disarm` or another `arm`.
+   * When the sleeping fiber would wake too late, returns the Effect that
+   * starts one in time: run it before waiting.
+   */
+  readonly arm: (deadline: number, expire: () => void) => Effect.Effect<void> | undefined
+  readonly disarm: () => void
+  /** Whether the sleeping fiber wakes by `deadline`, so that `arm` needs no Effect. */
+  readonly wakesBy: (deadline: number) => boolean
+  /** The attempt is over: the fiber exits when it wakes (or with the call's scope). */
+  readonly stop: () => void
+}
+
+/** `nextMillis`: how long the next wait could last, slept through when nothing is armed (> 0). */
+const makeWatchdog = (clock: Clock.Clock, scope: Scope.Scope, nextMillis: () => number): Watchdog => {
+  let until = Number.POSITIVE_INFINITY
+  let deadline = Number.POSITIVE_INFINITY
+  let expire: (() => void) | undefined
+  // A fiber started for an earlier deadline replaces the one asleep; the old one exits when it wakes.
+  let generation = 0
+  let stopped = false
+  const loop = (own: number): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      if (stopped || own !== generation) return Effect.void
+      const now = clock.unsafeCurrentTimeMillis()
+      if (expire !== undefined && now >= deadline) {
+        const fire = expire
+        expire = undefined
+        fire()
+      }
+      const ms = expire !== undefined ? deadline - now : nextMillis()
+      until = now + ms
+      return Effect.flatMap(clock.sleep(Duration.millis(ms)), () => loop(own))
+    })
+  return {
+    arm: (at, onExpire) => {
+      deadline = at
+      expire = onExpire
+      if (until <= at) return undefined
+      until = at
+      return Effect.asVoid(Effect.forkIn(loop(++generation), scope))
+    },
+    disarm: () => {
+      expire = undefined
+    },
+    wakesBy: (at) => until <= at,
+    stop: () => {
+      stopped = true
+      expire = undefined
+    }
+  }
+}
+
 export const make = (settings: Settings, pool: ServerPool.Service, transport: HttpClient.HttpClient): Engine => {
   // No `http.client` span per request: the `easychat.attempt` span already names the server and gets the
   // status, the client span cost about 0.4 ms per request (its attributes, the headers copied twice), and its
@@ -187,13 +249,72 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
             : Effect.timeoutFail(effect, { duration: ms, onTimeout: () => timeoutOf(server, phase) })
         })
 
-  /** Sends a request; one timer covers the headers and, when it is shorter, the attempt's budget. */
-  const execute = (server: string, request: HttpClientRequest.HttpClientRequest, limit?: Limit) =>
+  /** Sends a request other than the chat request (cookie initialisation), bounded by the headers timeout. */
+  const execute = (server: string, request: HttpClientRequest.HttpClientRequest) =>
+    withHeadersTimeout(
+      server,
+      Effect.mapError(http.execute(request), (e) => new TransportError({ server, detail: describe(e) }))
+    )
+
+  /**
+   * Sends the chat request, bounded by the headers timeout or, when shorter, the attempt's budget. The
+   * request runs in a fiber of its own that the attempt's watchdog interrupts (which aborts it) when that
+   * passes: no race of two fibers and a join around the one request every call makes.
+   */
+  const send = (
+    server: string,
+    request: HttpClientRequest.HttpClientRequest,
+    clock: Clock.Clock,
+    watchdog: Watchdog,
+    limit: Limit | undefined
+  ): Effect.Effect<HttpClientResponse.HttpClientResponse, AttemptError> =>
     Effect.suspend(() => {
-      const run = Effect.mapError(http.execute(request), (e) => new TransportError({ server, detail: describe(e) }))
-      return limit !== undefined && limit().ms < phaseMillis.headers
-        ? within(server, limit, run)
-        : withHeadersTimeout(server, run)
+      const budget = limit?.()
+      const { ms, phase } =
+        budget !== undefined && budget.ms < phaseMillis.headers
+          ? budget
+          : { ms: phaseMillis.headers, phase: "headers" as const }
+      if (ms <= 0) return Effect.fail(timeoutOf(server, phase))
+      const deadline = clock.unsafeCurrentTimeMillis() + ms
+      const run = Effect.flatMap(Effect.runtime<never>(), (runtime) =>
+        Effect.async<HttpClientResponse.HttpClientResponse, AttemptError>((resume) => {
+          let settled = false
+          let cancel: (() => void) | undefined
+          watchdog.arm(deadline, () => {
+            if (settled) return
+            settled = true
+            cancel?.()
+            resume(Effect.fail(timeoutOf(server, phase)))
+          })
+          cancel = Runtime.runCallback(runtime)(http.execute(request), {
+            onExit: (exit) => {
+              if (settled) {
+                if (Exit.isSuccess(exit)) Body.abandon(exit.value)
+                return
+              }
+              settled = true
+              watchdog.disarm()
+              if (Exit.isSuccess(exit)) return resume(Effect.succeed(exit.value))
+              const failure = Cause.failureOption(exit.cause)
+              resume(
+                Option.isSome(failure)
+                  ? Effect.fail(new TransportError({ server, detail: describe(failure.value) }))
+                  : Effect.failCause(exit.cause as Cause.Cause<never>)
+              )
+            }
+          })
+          // The caller gave up: the request is interrupted, which aborts it.
+          return Effect.sync(() => {
+            if (settled) return
+            settled = true
+            watchdog.disarm()
+            cancel?.()
+          })
+        })
+      )
+      // The watchdog's fiber is started first when the one asleep would wake too late.
+      const arming = watchdog.wakesBy(deadline) ? undefined : watchdog.arm(deadline, () => {})
+      return arming === undefined ? run : Effect.zipRight(arming, run)
     })
 
   // Reads and drops a body we do not need, so the connection can be reused.
@@ -348,21 +469,27 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
    * Sends the chat request; a 401/403 re-initialises the server's cookies
    * once. With `limit`, every step counts against the attempt's budget.
    */
-  const open = (server: string, request: ChatRequest, stream: boolean, limit?: Limit) =>
+  const open = (
+    server: string,
+    request: ChatRequest,
+    stream: boolean,
+    clock: Clock.Clock,
+    watchdog: Watchdog,
+    limit?: Limit
+  ) =>
     Effect.gen(function* () {
-      const clock = yield* Effect.clock
       const needsInit = () =>
         settings.cookieInit !== "off" && cookies.needsInit(server, clock.unsafeCurrentTimeMillis())
       if (needsInit()) yield* within(server, limit, initCookies(server))
-      const send = Effect.suspend(() =>
-        execute(server, chatRequest(server, request, stream, clock.unsafeCurrentTimeMillis()), limit)
+      const sendChat = Effect.suspend(() =>
+        send(server, chatRequest(server, request, stream, clock.unsafeCurrentTimeMillis()), clock, watchdog, limit)
       )
-      let response = yield* send
+      let response = yield* sendChat
       if ((response.status === 401 || response.status === 403) && settings.cookieInit !== "off") {
         yield* within(server, limit, drain(server, response))
         cookies.invalidate(server)
         yield* within(server, limit, initCookies(server))
-        response = yield* send
+        response = yield* sendChat
       }
       yield* Effect.annotateCurrentSpan("http.response.status_code", response.status)
       if (response.status < 200 || response.status >= 300) {
@@ -417,10 +544,10 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
     response: HttpClientResponse.HttpClientResponse,
     delivered: Delivered,
     limit: Limit,
-    scope: Scope.Scope
+    clock: Clock.Clock,
+    watchdog: Watchdog
   ): Effect.Effect<Reader> =>
     Effect.gen(function* () {
-      const clock = yield* Effect.clock
       const decoder = Sse.makeDecoder({ maxEventSize })
       const secrets = secretsOf(server)
       type Pull = Reader["pull"]
@@ -433,7 +560,6 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
       let waiting: ((pull: Pull) => void) | undefined
       let deadline = 0
       let phase: Phase = "firstToken"
-      let watchdogUntil = Number.POSITIVE_INFINITY
       let body: Body.Body | undefined
 
       const take = (): Chunk.Chunk<ChatDelta> => {
@@ -555,40 +681,19 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
         body?.cancel()
       }
 
-      // One sleeping fiber per body fails a wait that outlives its limit. It
-      // sleeps until the pending wait's deadline or, with no wait pending,
-      // for the shortest limit a new wait could get; so a read costs a clock
-      // read and two stores, not a race.
+      // The attempt's watchdog fails a wait that outlives its limit.
       const expire = (): void => {
         const resume = waiting
         if (resume === undefined) return
         waiting = undefined
         resume(halt(Effect.fail(Option.some(timeoutOf(server, phase)))))
       }
-      const watch = (): Effect.Effect<void> =>
-        Effect.suspend(() => {
-          if (stop !== undefined) {
-            watchdogUntil = Number.POSITIVE_INFINITY
-            return Effect.void
-          }
-          const now = clock.unsafeCurrentTimeMillis()
-          if (waiting !== undefined && now >= deadline) {
-            watchdogUntil = Number.POSITIVE_INFINITY
-            expire()
-            return Effect.void
-          }
-          // A wait that starts past its limit fails at once: no need to wake for it.
-          const ms = waiting !== undefined ? deadline - now : Math.max(limit().ms, 0) || phaseMillis.idle
-          watchdogUntil = now + ms
-          return Effect.flatMap(clock.sleep(Duration.millis(ms)), watch)
-        })
       const wait: Pull = Effect.async<Chunk.Chunk<ChatDelta>, Option.Option<AttemptError>>((resume) => {
         waiting = resume
         return Effect.sync(() => {
           waiting = undefined
         })
       })
-      const waitWatched: Pull = Effect.zipRight(Effect.forkIn(watch(), scope), wait)
 
       /** Starts a wait: its deadline, or `undefined` when its limit has already passed. */
       const startWait = (): number | undefined => {
@@ -602,18 +707,14 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
         if (queue.length > 0) return Effect.succeed(take())
         if (stop !== undefined) return stop
         if (startWait() === undefined) return halt(Effect.fail(Option.some(timeoutOf(server, phase))))
-        // A sleeping watchdog that wakes before this deadline re-arms itself for it.
-        if (watchdogUntil <= deadline) return wait
-        watchdogUntil = deadline
-        return waitWatched
+        const arming = watchdog.arm(deadline, expire)
+        return arming === undefined ? wait : Effect.zipRight(arming, wait)
       })
-      // The watchdog runs from the start, so that even the first wait can be a plain callback (`waitFor`).
-      yield* Effect.forkIn(watch(), scope)
       const poll = () => (queue.length > 0 ? take() : undefined)
       const waitFor = (wake: () => void): boolean => {
         if (queue.length > 0 || stop !== undefined) return false
-        const until = watchdogUntil
-        if (startWait() === undefined || until > deadline) return false
+        if (startWait() === undefined || !watchdog.wakesBy(deadline)) return false
+        watchdog.arm(deadline, expire)
         waiting = wake
         return true
       }
@@ -628,13 +729,13 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
     server: string,
     response: HttpClientResponse.HttpClientResponse,
     delivered: Delivered,
-    limit: Limit
+    limit: Limit,
+    clock: Clock.Clock,
+    watchdog: Watchdog
   ): Stream.Stream<ChatDelta, AttemptError> =>
     Stream.fromPull(
-      Effect.flatMap(Effect.scope, (scope) =>
-        Effect.tap(readBody(server, response, delivered, limit, scope), (reader) =>
-          Effect.addFinalizer(() => Effect.sync(reader.close))
-        )
+      Effect.tap(readBody(server, response, delivered, limit, clock, watchdog), (reader) =>
+        Effect.addFinalizer(() => Effect.sync(reader.close))
       ).pipe(Effect.map((reader) => reader.pull))
     )
 
@@ -663,42 +764,48 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
       return total < own.ms ? { ms: total, phase: "total" } : own
     }
 
+  /** What the watchdog sleeps through when nothing is armed: the next wait's limit. */
+  const nextWait = (limit: Limit) => () => Math.max(limit().ms, 0) || phaseMillis.idle
+
   /** Opens one attempt of a streaming call: the response, checked, and a reader on its body. */
   const openAttempt = (
     server: string,
     request: ChatRequest,
     delivered: Delivered,
     clock: Clock.Clock,
-    callEnd: number,
-    scope: Scope.Scope
+    start: number,
+    limit: Limit,
+    watchdog: Watchdog
   ): Effect.Effect<{ readonly reader: Reader; readonly latency: number }, AttemptError> =>
     Effect.gen(function* () {
-      const start = clock.unsafeCurrentTimeMillis()
       // Cookie initialisation and the headers count against the first token and the total too.
-      const limit = limitFor(clock, start, callEnd, delivered)
-      const response = yield* open(server, request, true, limit)
+      const response = yield* open(server, request, true, clock, watchdog, limit)
       const latency = clock.unsafeCurrentTimeMillis() - start
       const contentType = contentTypeOf(response)
       if (isEventStream(contentType)) {
-        return { reader: yield* readBody(server, response, delivered, limit, scope), latency }
+        return { reader: yield* readBody(server, response, delivered, limit, clock, watchdog), latency }
       }
       if (isJson(contentType)) return yield* jsonInsteadOfStream(server, response)
       return yield* unexpected(server, response, "text/event-stream")
     })
 
-  const attemptComplete = (server: string, request: ChatRequest): Effect.Effect<ChatCompletion, AttemptError> =>
+  const attemptComplete = (
+    server: string,
+    request: ChatRequest
+  ): Effect.Effect<ChatCompletion, AttemptError, Scope.Scope> =>
     Effect.gen(function* () {
-      const start = yield* Clock.currentTimeMillis
-      const response = yield* open(server, request, false)
-      const latency = (yield* Clock.currentTimeMillis) - start
+      const clock = yield* Effect.clock
+      const start = clock.unsafeCurrentTimeMillis()
+      // Only a server that streams anyway gets the first-token and idle limits.
+      const joined: Delivered = { deltas: 0, characters: 0 }
+      const limit = limitFor(clock, start, Number.POSITIVE_INFINITY, joined)
+      const watchdog = makeWatchdog(clock, yield* Effect.scope, nextWait(limit))
+      const response = yield* open(server, request, false, clock, watchdog)
+      const latency = clock.unsafeCurrentTimeMillis() - start
       const contentType = contentTypeOf(response)
       if (isEventStream(contentType)) {
         // A server that streams anyway: join its deltas.
-        const joined: Delivered = { deltas: 0, characters: 0 }
-        const clock = yield* Effect.clock
-        const deltas = yield* Stream.runCollect(
-          decodeBody(server, response, joined, limitFor(clock, start, Number.POSITIVE_INFINITY, joined))
-        )
+        const deltas = yield* Stream.runCollect(decodeBody(server, response, joined, limit, clock, watchdog))
         let content = ""
         let finishReason: string | undefined
         let usage: ChatCompletion["usage"]
@@ -780,6 +887,7 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
         readonly server: string
         readonly number: number
         readonly span: Tracer.Span
+        readonly watchdog: Watchdog
         reader: Reader | undefined
         latency: number
       }
@@ -795,6 +903,7 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
           if (ended === undefined) return Effect.void
           attempt = undefined
           ended.reader?.close()
+          ended.watchdog.stop()
           if (outcome !== undefined) ended.span.attribute("easychat.outcome", outcome)
           ended.span.end(clock.unsafeCurrentTimeNanos(), exit)
           return pool.release(ended.server)
@@ -840,9 +949,12 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
               captureStackTrace: false
             }),
             (span): Pull => {
-              attempt = { server, number, span, reader: undefined, latency: 0 }
+              const start = clock.unsafeCurrentTimeMillis()
+              const limit = limitFor(clock, start, callEnd, delivered)
+              const watchdog = makeWatchdog(clock, scope, nextWait(limit))
+              attempt = { server, number, span, watchdog, reader: undefined, latency: 0 }
               return Effect.matchEffect(
-                Effect.withParentSpan(openAttempt(server, request, delivered, clock, callEnd, scope), span),
+                Effect.withParentSpan(openAttempt(server, request, delivered, clock, start, limit, watchdog), span),
                 {
                   onFailure: onAttemptError,
                   onSuccess: (opened): Pull => {
@@ -909,6 +1021,7 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
         tried.add(server)
         current = server
         const result = yield* attemptComplete(server, request).pipe(
+          Effect.scoped,
           Effect.tapBoth({
             onSuccess: () => Effect.annotateCurrentSpan({ "easychat.outcome": "ok" }),
             onFailure: (error) => Effect.annotateCurrentSpan({ "easychat.outcome": error._tag })
