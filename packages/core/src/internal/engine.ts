@@ -10,6 +10,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
+import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Runtime from "effect/Runtime"
@@ -276,7 +277,7 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
           : { ms: phaseMillis.headers, phase: "headers" as const }
       if (ms <= 0) return Effect.fail(timeoutOf(server, phase))
       const deadline = clock.unsafeCurrentTimeMillis() + ms
-      const run = Effect.flatMap(Effect.runtime<never>(), (runtime) =>
+      const run = Effect.flatMap(Effect.runtime<never>(), (caller) =>
         Effect.async<HttpClientResponse.HttpClientResponse, AttemptError>((resume) => {
           let settled = false
           let cancel: (() => void) | undefined
@@ -286,7 +287,9 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
             cancel?.()
             resume(Effect.fail(timeoutOf(server, phase)))
           })
-          cancel = Runtime.runCallback(runtime)(http.execute(request), {
+          // The tracer is off in the request's fiber: the same as `http`'s wrapper, without its `Effect.locally`.
+          const runtime = Runtime.setFiberRef(caller, FiberRef.currentTracerEnabled, false)
+          cancel = Runtime.runCallback(runtime)(transport.execute(request), {
             onExit: (exit) => {
               if (settled) {
                 if (Exit.isSuccess(exit)) Body.abandon(exit.value)
