@@ -7,7 +7,7 @@ import * as Stream from "effect/Stream"
 import { Stream as OpenAIStream } from "openai/streaming"
 import { oursDecodeLoop } from "./coreStep.js"
 import { type Corpus, chatCorpus, chatCorpusOfSize, split } from "./corpus.js"
-import { throughput, time } from "./harness.js"
+import { throughput, time, timeEach } from "./harness.js"
 import * as MemoryHttp from "./memoryHttp.js"
 import { bytesLabel, fmt, mark, type RunConfig, ratio, type SectionResult, type TargetResult, table } from "./report.js"
 
@@ -171,7 +171,6 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
   for (const size of sizes) {
     const corpus = corpusFor(size)
     const chunks = split(corpus.bytes, size)
-    const medians: Array<number> = []
     for (const [name, path] of paths) {
       const tally = await path(chunks)
       if (tally.deltas !== corpus.deltas || tally.characters !== corpus.characters) {
@@ -179,8 +178,17 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
           `${name} gave ${tally.deltas} deltas / ${tally.characters} chars at ${size} B reads, expected ${corpus.deltas} / ${corpus.characters}`
         )
       }
-      medians.push((await time(config, () => path(chunks))).median)
     }
+    const medians = (
+      await timeEach(
+        config,
+        paths.map(
+          ([, path]) =>
+            () =>
+              path(chunks)
+        )
+      )
+    ).map((t) => t.median)
     const [loop, stream, facade, oa, fl] = medians.map((m) => throughput(corpus.bytes.length, m)) as [
       number,
       number,

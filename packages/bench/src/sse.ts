@@ -7,7 +7,7 @@ import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { createParser } from "eventsource-parser"
 import { type Corpus, chatCorpusOfSize, singleEventCorpus, split } from "./corpus.js"
-import { throughput, time } from "./harness.js"
+import { type Timing, throughput, timeEach } from "./harness.js"
 import { bytesLabel, fmt, mark, type RunConfig, ratio, type SectionResult, type TargetResult, table } from "./report.js"
 
 /** What every decoder reports, so that a decoder that drops or mangles events is caught. */
@@ -134,9 +134,11 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
     await check("eventsource-parser", eventsourceParser, c, expected)
     await check("@effect/experimental", experimentalParser, c, expected)
     const bytes = c.corpus.bytes.length
-    const a = await time(config, () => ours(chunks))
-    const b = await time(config, () => eventsourceParser(chunks))
-    const e = await time(config, () => experimentalParser(chunks))
+    const [a, b, e] = (await timeEach(config, [
+      () => ours(chunks),
+      () => eventsourceParser(chunks),
+      () => experimentalParser(chunks)
+    ])) as [Timing, Timing, Timing]
     const mbA = throughput(bytes, a.median)
     const mbB = throughput(bytes, b.median)
     const mbE = throughput(bytes, e.median)
@@ -169,8 +171,10 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
     const expected = ours(chunks) as Tally
     await check("Sse.decode", oursStream, c, expected)
     await check("@effect/experimental makeChannel", experimentalStream, c, expected)
-    const a = await time(config, () => oursStream(chunks))
-    const e = await time(config, () => experimentalStream(chunks))
+    const [a, e] = (await timeEach(config, [() => oursStream(chunks), () => experimentalStream(chunks)])) as [
+      Timing,
+      Timing
+    ]
     const mbA = throughput(chat.bytes.length, a.median)
     const mbE = throughput(chat.bytes.length, e.median)
     streamRows.push([chat.name, bytesLabel(size), fmt(mbA), fmt(mbE), ratio(mbA / mbE)])
