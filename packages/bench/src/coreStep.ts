@@ -10,7 +10,7 @@ const isObject = (u: unknown): u is Record<string, any> => typeof u === "object"
  */
 export const stepOf = (server: string, event: Sse.SseEvent) => {
   const data = event.data
-  if (data === "[DONE]") return "done" as const
+  if (data === "[DONE]") return "[DONE]" as const
   if (event.event === "error") throw new Error("error event")
   let chunk: unknown
   try {
@@ -45,7 +45,7 @@ export const makeDeltaDecoder = (onContent: (content: string) => void) => {
     for (let i = 0; i < events.length; i++) {
       const step = stepOf("http://bench.invalid", events[i]!)
       if (step === undefined) continue
-      if (step === "done") return true
+      if (step === "[DONE]") return true
       if (step.content !== "") onContent(step.content)
     }
     return false

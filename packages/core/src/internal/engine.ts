@@ -39,7 +39,7 @@ import { isRequestFault } from "../ServerPool.js"
 import * as Sse from "../Sse.js"
 import * as Body from "./body.js"
 import { makeCookieStore } from "./cookies.js"
-import { completionOf, excerpt, parseJson, serverMessage, stepOf, upstreamFromBody } from "./reply.js"
+import { completionOf, DONE, excerpt, parseJson, serverMessage, stepOf, upstreamFromBody } from "./reply.js"
 import type { Settings } from "./settings.js"
 
 /** How much of one call's stream has reached the caller. */
@@ -604,11 +604,10 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
         )
       // Returns true at `[DONE]`.
       const run = (events: ReadonlyArray<Sse.SseEvent>): boolean => {
-        for (const event of events) {
-          const step = stepOf(server, event, secrets)
-          if (step === undefined) continue
-          if (step._tag === "Done") return true
-          const delta = step.delta
+        for (let i = 0; i < events.length; i++) {
+          const delta = stepOf(server, events[i]!, secrets)
+          if (delta === undefined) continue
+          if (delta === DONE) return true
           if (delta.finishReason !== undefined) finished = true
           delivered.deltas++
           delivered.characters += delta.content.length

@@ -82,10 +82,11 @@ export const parseJson = (server: string, text: string): unknown => {
   }
 }
 
-/** What one SSE event means for the reply. */
-export type Step = { readonly _tag: "Done" } | { readonly _tag: "Delta"; readonly delta: ChatDelta } | undefined
+/** `[DONE]`: the end of the reply. */
+export const DONE = "[DONE]"
 
-const DONE: Step = { _tag: "Done" }
+/** What one SSE event means for the reply: the end, a delta (no wrapper: one object per event is enough), or nothing. */
+export type Step = typeof DONE | ChatDelta | undefined
 
 /**
  * Turns one SSE event into a step: `[DONE]`, a delta with text, finish reason
@@ -126,7 +127,7 @@ export const stepOf = (server: string, event: SseEvent, secrets: ReadonlyArray<s
   const out: { content: string; server: string; finishReason?: string; usage?: Usage } = { content, server }
   if (finishReason !== undefined) out.finishReason = finishReason
   if (usage !== undefined) out.usage = usage
-  return { _tag: "Delta", delta: out }
+  return out
 }
 
 /** The content of a whole `chat.completion` reply. */
