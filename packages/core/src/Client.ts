@@ -116,6 +116,14 @@ export const make = (options: Options, transport: Layer.Layer<HttpClient.HttpCli
         scope = undefined
         if (open !== undefined) await Effect.runPromise(Scope.close(open, Exit.void))
       }
+      // A step that fails (the end included) closes the call's scope in the same run: no run of its own.
+      const closing = <A, E>(step: Effect.Effect<A, E, EasyChat.EasyChat>) =>
+        Effect.onExit(step, (exit) => {
+          if (Exit.isSuccess(exit)) return Effect.void
+          const open = scope
+          scope = undefined
+          return open === undefined ? Effect.void : Scope.close(open, Exit.void)
+        })
       const fail = async (error: unknown): Promise<never> => {
         await close()
         throw error
@@ -155,7 +163,7 @@ export const make = (options: Options, transport: Layer.Layer<HttpClient.HttpCli
               })
             })
           }
-          const exit = await runtime.runPromiseExit(step, signal ? { signal } : undefined)
+          const exit = await runtime.runPromiseExit(closing(step), signal ? { signal } : undefined)
           if (Exit.isSuccess(exit)) {
             batch = Chunk.toReadonlyArray(exit.value)
             index = 0
