@@ -45,7 +45,7 @@ export const time = async (config: RunConfig, run: () => unknown): Promise<Timin
  * run when a run is slow), and each run's median is the median of its rounds'
  * medians. A burst of load on the machine then lands in one round of every
  * run instead of in all the samples of one (sampled one after the other, a
- * competitor once came out 1.7× faster on CRLF than on LF input).
+ * competitor once came out 1.6× faster on CRLF than on LF input).
  */
 export const timeEach = async (config: RunConfig, runs: ReadonlyArray<() => unknown>): Promise<Array<Timing>> => {
   const slow: Array<boolean> = []
