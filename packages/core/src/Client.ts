@@ -164,6 +164,11 @@ export const make = (options: Options, transport: Layer.Layer<HttpClient.HttpCli
             })
           }
           const exit = await runtime.runPromiseExit(closing(step), signal ? { signal } : undefined)
+          // `return()` came while the step ran (the first one may wait for the layer): close what it opened.
+          if (finished) {
+            await close()
+            return { value: undefined, done: true }
+          }
           if (Exit.isSuccess(exit)) {
             batch = Chunk.toReadonlyArray(exit.value)
             index = 0

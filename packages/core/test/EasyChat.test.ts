@@ -187,6 +187,39 @@ describe("stream", () => {
   })
 })
 
+describe("a caller that falls behind", () => {
+  // 40 KiB of chunks without text (tool calls) arrive while the caller is busy with its first batch:
+  // the body must not pause with nothing queued for the caller to take, or it never reads again.
+  const toolCall = (i: number) =>
+    chunk(null, {
+      choices: [
+        {
+          index: 0,
+          delta: { tool_calls: [{ index: 0, function: { arguments: `{"part":${i},"pad":"${"x".repeat(80)}"}` } }] },
+          finish_reason: null
+        }
+      ]
+    })
+  const body = [chunk("first"), ...Array.from({ length: 300 }, (_, i) => toolCall(i)), chunk(" last"), finish(), DONE]
+
+  it("gets every delta through a slow Stream consumer", async () => {
+    server.use(http.post(`${A}/api/openai/v1/chat/completions`, () => sse(body)))
+    const options = { ...one, cookieInit: "off" as const, timeouts: { idle: 2000, firstToken: 2000 } }
+    const started = Date.now()
+    const text = await withChat(options, (chat) =>
+      Stream.runFoldEffect(chat.stream({ messages }), "", (all, d) =>
+        Effect.as(
+          Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 50))),
+          all + d.content
+        )
+      )
+    )
+    expect(text).toBe("first last")
+    // No idle timeout was waited out.
+    expect(Date.now() - started).toBeLessThan(1500)
+  })
+})
+
 describe("createCompletion (the original's shape)", () => {
   it("yields text pieces when stream is true", async () => {
     server.use(...mirror(A, []))

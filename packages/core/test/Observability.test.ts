@@ -95,10 +95,12 @@ describe("observability", () => {
 
   it("streams get the same spans", async () => {
     server.use(...mirror(A, [], () => HttpResponse.error()), ...mirror(B, []))
-    const { spans } = await observe((chat) =>
+    const { spans, logs } = await observe((chat) =>
       Stream.runDrain(chat.stream({ messages: [{ role: "user", content: "x" }] }))
     )
     expect(spans.map((s) => s.name)).toContain("easychat.stream")
+    // One line for the failover; the failed request's own fiber logs nothing of its own.
+    expect(logs.map((l) => [l.level, l.annotations.error])).toEqual([["DEBUG", "TransportError"]])
     expect(spans.filter((s) => s.name === "easychat.attempt").map((s) => attrs(s)["easychat.outcome"])).toEqual([
       "TransportError",
       "ok"

@@ -277,18 +277,27 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
           : { ms: phaseMillis.headers, phase: "headers" as const }
       if (ms <= 0) return Effect.fail(timeoutOf(server, phase))
       const deadline = clock.unsafeCurrentTimeMillis() + ms
+      // Armed once, before the wait starts; the wait fills in what expiry does.
+      let onExpire: (() => void) | undefined
+      const arming = watchdog.arm(deadline, () => onExpire?.())
       const run = Effect.flatMap(Effect.runtime<never>(), (caller) =>
         Effect.async<HttpClientResponse.HttpClientResponse, AttemptError>((resume) => {
+          if (clock.unsafeCurrentTimeMillis() >= deadline) return resume(Effect.fail(timeoutOf(server, phase)))
           let settled = false
           let cancel: (() => void) | undefined
-          watchdog.arm(deadline, () => {
+          onExpire = () => {
             if (settled) return
             settled = true
             cancel?.()
             resume(Effect.fail(timeoutOf(server, phase)))
-          })
-          // The tracer is off in the request's fiber: the same as `http`'s wrapper, without its `Effect.locally`.
-          const runtime = Runtime.setFiberRef(caller, FiberRef.currentTracerEnabled, false)
+          }
+          // The request's fiber runs with the tracer off (the same as `http`'s wrapper, without its
+          // `Effect.locally`), and its failures are ours to report, not an unhandled error's log line.
+          const runtime = Runtime.setFiberRef(
+            Runtime.setFiberRef(caller, FiberRef.currentTracerEnabled, false),
+            FiberRef.unhandledErrorLogLevel,
+            Option.none()
+          )
           cancel = Runtime.runCallback(runtime)(transport.execute(request), {
             onExit: (exit) => {
               if (settled) {
@@ -316,7 +325,6 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
         })
       )
       // The watchdog's fiber is started first when the one asleep would wake too late.
-      const arming = watchdog.wakesBy(deadline) ? undefined : watchdog.arm(deadline, () => {})
       return arming === undefined ? run : Effect.zipRight(arming, run)
     })
 
@@ -636,7 +644,9 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
           }
           behind += bytes.length
           if (waiting !== undefined) wake()
-          else if (behind >= HIGH_WATER && !paused && stop === undefined) {
+          // Only with deltas queued: `take` is what resumes the body, and a caller
+          // with nothing to take would wait on a body that never reads again.
+          else if (behind >= HIGH_WATER && queue.length > 0 && !paused && stop === undefined) {
             paused = true
             body?.pause()
           }
