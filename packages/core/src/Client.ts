@@ -109,21 +109,20 @@ export const make = (options: Options, transport: Layer.Layer<HttpClient.HttpCli
       let batch: ReadonlyArray<ChatDelta> = []
       let index = 0
       let finished = false
-      // Closing the scope interrupts the stream and closes its connection.
-      const close = async () => {
-        finished = true
+      // Closing the scope interrupts the stream and closes its connection; `undefined` when already closed.
+      const release = (): Effect.Effect<void> | undefined => {
         const open = scope
         scope = undefined
-        if (open !== undefined) await Effect.runPromise(Scope.close(open, Exit.void))
+        return open === undefined ? undefined : Scope.close(open, Exit.void)
+      }
+      const close = async () => {
+        finished = true
+        const closing = release()
+        if (closing !== undefined) await Effect.runPromise(closing)
       }
       // A step that fails (the end included) closes the call's scope in the same run: no run of its own.
       const closing = <A, E>(step: Effect.Effect<A, E, EasyChat.EasyChat>) =>
-        Effect.onExit(step, (exit) => {
-          if (Exit.isSuccess(exit)) return Effect.void
-          const open = scope
-          scope = undefined
-          return open === undefined ? Effect.void : Scope.close(open, Exit.void)
-        })
+        Effect.onExit(step, (exit) => (Exit.isSuccess(exit) ? Effect.void : (release() ?? Effect.void)))
       const fail = async (error: unknown): Promise<never> => {
         await close()
         throw error
