@@ -1,38 +1,11 @@
 // Core's decode path, for the sections that measure it apart from the engine.
 import { Sse } from "@easychat/core"
 
-const isObject = (u: unknown): u is Record<string, any> => typeof u === "object" && u !== null && !Array.isArray(u)
+// Core's per-event step itself. It is not exported from the package, so it is
+// taken from core's build by path (the bench is a private workspace package).
+import { stepOf } from "../../core/dist/internal/reply.js"
 
-/**
- * Core's per-event step (`stepOf` in core's src/internal/reply.ts, which is
- * not exported), line for line on the success path: the same checks, the same
- * delta object, so the loop below costs what the engine's loop costs.
- */
-export const stepOf = (server: string, event: Sse.SseEvent) => {
-  const data = event.data
-  if (data === "[DONE]") return "[DONE]" as const
-  if (event.event === "error") throw new Error("error event")
-  let chunk: unknown
-  try {
-    chunk = JSON.parse(data)
-  } catch {
-    throw new Error("not JSON")
-  }
-  if (!isObject(chunk)) throw new Error("not an object")
-  if (chunk.error !== undefined && chunk.error !== null) throw new Error("error chunk")
-  const choices = chunk.choices
-  const usage = isObject(chunk.usage) ? chunk.usage : undefined
-  if (choices !== undefined && !Array.isArray(choices)) throw new Error("choices must be an array")
-  const choice: unknown = choices?.[0]
-  const delta = isObject(choice) && isObject(choice.delta) ? choice.delta : undefined
-  const content = typeof delta?.content === "string" ? delta.content : ""
-  const finishReason = isObject(choice) && typeof choice.finish_reason === "string" ? choice.finish_reason : undefined
-  if (content === "" && finishReason === undefined && usage === undefined) return undefined
-  const out: { content: string; server: string; finishReason?: string; usage?: unknown } = { content, server }
-  if (finishReason !== undefined) out.finishReason = finishReason
-  if (usage !== undefined) out.usage = usage
-  return out
-}
+const NO_SECRETS: ReadonlyArray<string> = []
 
 /**
  * Core's decode path as engine.ts runs it on each network read:
@@ -43,7 +16,7 @@ export const makeDeltaDecoder = (onContent: (content: string) => void) => {
   const decoder = Sse.makeDecoder()
   const run = (events: ReadonlyArray<Sse.SseEvent>): boolean => {
     for (let i = 0; i < events.length; i++) {
-      const step = stepOf("http://bench.invalid", events[i]!)
+      const step = stepOf("http://bench.invalid", events[i]!, NO_SECRETS)
       if (step === undefined) continue
       if (step === "[DONE]") return true
       if (step.content !== "") onContent(step.content)

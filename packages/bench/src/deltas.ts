@@ -247,8 +247,8 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
       "Throughput in MB of SSE input per CPU second (as in section 1), median.",
     "",
     "- **ours: core decode path**: what core's engine.ts does on each network read: `Sse.makeDecoder().push`, " +
-      "then core's `stepOf` (reply.ts; copied here line for line, it is internal) on each event: `JSON.parse`, " +
-      "the error and shape checks, `choices[0].delta.content`.",
+      "then core's own `stepOf` (reply.ts, imported from core's build) on each event: the usual chunk read by one " +
+      "regular expression, any other by `JSON.parse` and the error and shape checks; `choices[0].delta.content`.",
     "- **openai**: `Stream.fromSSEResponse` (openai/streaming) over a web `Response` whose body yields the reads, " +
       "iterated with `for await`, `chunk.choices[0]?.delta?.content`.",
     '- **floor**: streaming `TextDecoder`, `indexOf("\\n\\n")`, `JSON.parse`, `choices[0]?.delta?.content`.',
