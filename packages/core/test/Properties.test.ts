@@ -464,8 +464,98 @@ describe("the usual chunk's fast path", () => {
     )
   })
 
+  /** What the fast path may answer for `data`: the content of a usual chunk as JSON.parse reads it. */
+  const usualByJsonParse = (data: string): string | undefined => {
+    let body: unknown
+    try {
+      body = JSON.parse(data)
+    } catch {
+      return undefined
+    }
+    if (!isObject(body) || (body.error !== undefined && body.error !== null) || isObject(body.usage)) return undefined
+    if (!Array.isArray(body.choices) || !isObject(body.choices[0]) || !isObject(body.choices[0].delta)) return undefined
+    const choice = body.choices[0]
+    if (typeof choice.finish_reason === "string") return undefined
+    const content = (choice.delta as Record<string, unknown>).content
+    return typeof content === "string" ? content : undefined
+  }
+  // Text a character or a token away from a usual chunk, drawn from the edges of the grammar: the
+  // whitespace JSON allows and what it does not, raw control characters, valid and invalid escapes and
+  // numbers, special keys twice or at the wrong level.
+  const nearUsual = fc
+    .tuple(
+      fc.array(
+        fc.oneof(
+          fc.constantFrom("", " ", "\t", "\n", "\r", "\f", "\v", "\u00a0", "\ufeff", "\u2028", ",", "x"),
+          fc.constantFrom('"k":1', '"k":01', '"k":1.', '"k":+1', '"k":.5', '"k":1e', '"k":-0e+5', '"k":"v"'),
+          fc.constantFrom('"k":true', '"k":tru', '"k":null', '"k":{}', '"k":[]', '"__proto__":1', '"choices":1'),
+          fc.constantFrom('"error":null', '"error":false', '"error":true', '"usage":null', '"usage":{}', '"usage":1'),
+          fc.constantFrom(
+            '"content":"b"',
+            '"content":null',
+            '"delta":{}',
+            '"finish_reason":null',
+            '"finish_reason":"stop"'
+          ),
+          fc.constantFrom('"con\\u0074ent":"e"', '"index":0', '"choices":[]')
+        ),
+        { maxLength: 3 }
+      ),
+      fc.array(
+        fc.oneof(
+          fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)),
+          fc.constantFrom("\\n", "\\v", "\\'", "\\0", "\\a", "\\/", "\\\\", '\\"', "\\u00e9", "\\u00g9"),
+          fc.constantFrom("\\u12", "\\ud800", "\\uD83D\\uDE00", "\\x41", "\u001f", "\u0000", "\u007f", "é😀")
+        ),
+        { maxLength: 4 }
+      ),
+      fc.tuple(fc.nat(7), fc.nat(7), fc.nat(7))
+    )
+    .map(([tokens, chars, [a, b, c]]) => {
+      // The tokens go in one of the objects (or the array, or around the whole), before or after its
+      // own field.
+      const parts = ["{", '"choices":[', "{", '"delta":{', '"content":"', chars.join(""), '"', "}", "}", "]", "}"]
+      const extra = tokens.join(a % 2 === 0 ? "," : "")
+      const at = [0, 1, 2, 3, 4, 7, 8, 9, 10, 11][(a + b + c) % 10]!
+      const glue = b % 3 === 0 ? extra : c % 2 === 0 ? `${extra},` : `,${extra}`
+      return [...parts.slice(0, at), glue, ...parts.slice(at)].join("")
+    })
+
+  it("answers only what JSON.parse would, for text near a usual chunk", () => {
+    let usual = 0
+    fc.assert(
+      fc.property(nearUsual, (data) => {
+        const got = usualContent(data)
+        if (got !== undefined) {
+          usual++
+          expect(got).toBe(usualByJsonParse(data))
+        }
+      }),
+      { numRuns: 30_000 }
+    )
+    expect(usual).toBeGreaterThan(1_000)
+  })
+
   it("leaves to JSON.parse what it cannot vouch for", () => {
     for (const data of [
+      '{"choices":[{"delta":{"content":"a"}}]}\f',
+      '\ufeff{"choices":[{"delta":{"content":"a"}}]}',
+      '{"choices":[{"delta":{"content":"a"}}]}\u00a0',
+      '{"choices":[{"delta":{"content":"a\u001fb"}}]}',
+      '{"choices":[{"delta":{"content":"a\u0001b"}}]}',
+      '{"choices":[{"delta":{"content":"a\u0000b"}}]}',
+      '{"choices":[{"delta":{"content":"a\\vb"}}]}',
+      '{"choices":[{"delta":{"content":"a\\\'b"}}]}',
+      '{"choices":[{"delta":{"content":"\\u00g9"}}]}',
+      '{"choices":[{"delta":{"content":"\\u12"}}]}',
+      '{"choices":[{"delta":{"content":"a",}}]}',
+      '{"choices":[{"delta":{"content":"a"}}],"choices":1}',
+      '{"choices":[{"delta":{"content":"a"}}],"usage":{}}',
+      '{"choices":[{"delta":{"content":"a"}}],"usage":true}',
+      '{"choices":[{"delta":{"content":"a"}}],"error":true}',
+      '{"choices":[{"delta":{"content":"a"}}],"x":+1}',
+      '{"choices":[{"delta":{"content":"a"}}],"x":1.}',
+      'x{"choices":[{"delta":{"content":"a"}}]}',
       '{"choices":[{"delta":{"con\\u0074ent":"escaped key"}}]}',
       '{"choices":[{"delta":{"content":"a","content":"b"}}]}',
       '{"choices":[{"delta":{"content":"a"}}],"choices":[]}',

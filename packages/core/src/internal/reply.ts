@@ -124,16 +124,18 @@ export const usualContent = (data: string): string | undefined => {
  * (it did in about half of the processes, after a short reply whose deltas
  * were all still queued at a scavenge); each old delta then keeps its young
  * text alive until the next full GC, and a long Effect `Stream` grew by
- * 60–80 MiB. Instances made by `new` are never allocated that way.
+ * 60–80 MiB. Objects made by `new` are never allocated that way. The
+ * prototype is `Object.prototype`: a delta stays a plain object to its users
+ * (`toStrictEqual`, `isPlainObject`, what `console.log` prints).
  */
-class Delta implements ChatDelta {
-  declare finishReason?: string
-  declare usage?: Usage
-  constructor(
-    readonly content: string,
-    readonly server: string
-  ) {}
-}
+const Delta = function (this: { content: string; server: string }, content: string, server: string) {
+  this.content = content
+  this.server = server
+} as unknown as new (
+  content: string,
+  server: string
+) => { readonly content: string; readonly server: string; finishReason?: string; usage?: Usage }
+Delta.prototype = Object.prototype
 
 /** `[DONE]`: the end of the reply. */
 export const DONE = "[DONE]"
