@@ -85,7 +85,8 @@ export const make = (options: Options, transport: Layer.Layer<HttpClient.HttpCli
   const runtime = ManagedRuntime.make(Layer.orDie(EasyChat.layer(options)).pipe(Layer.provide(transport)))
   const chat = EasyChat.EasyChat
   // The engine's pull, without a `Stream` between the reads and the caller.
-  const openCall = (request: ChatRequestInput) => Effect.flatMap(chat, (c) => engines.get(c)!.open(request))
+  const openCall = (request: ChatRequestInput, scope: Scope.Scope) =>
+    Effect.flatMap(chat, (c) => engines.get(c)!.open(request, scope))
 
   /**
    * One hand-written iterator per call: each network read's batch crosses into
@@ -156,7 +157,7 @@ export const make = (options: Options, transport: Layer.Layer<HttpClient.HttpCli
             // The call, opened in one go; its first batch comes through `poll` and `wait` like the others.
             step = Effect.flatMap(Scope.make(), (callScope) => {
               scope = callScope
-              return Effect.flatMap(Scope.extend(openCall(request), callScope), (call) => {
+              return Effect.flatMap(openCall(request, callScope), (call) => {
                 opened = call
                 return call.start
               })

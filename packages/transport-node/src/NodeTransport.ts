@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import { Client, type Presets } from "@easychat/core"
-import type * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClient from "@effect/platform/HttpClient"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -62,10 +62,9 @@ export const makeDispatcher = (options: Options = {}): Effect.Effect<Dispatcher,
  * @category layers
  */
 export const layer = (options: Options = {}): Layer.Layer<HttpClient.HttpClient> =>
-  Layer.provide(
-    NodeHttpClient.layerUndiciWithoutDispatcher,
-    Layer.scoped(NodeHttpClient.Dispatcher, makeDispatcher(options))
-  )
+  // Not `NodeHttpClient.layerUndici…`: its client runs every request in the layer's context (about 15 Effect
+  // operations per request, for undici options that this layer takes as `Options` instead).
+  Layer.scoped(HttpClient.HttpClient, Effect.map(makeDispatcher(options), NodeHttpClient.makeUndici))
 
 /**
  * Options of `createClient`: the client's options (servers, preset values,

@@ -6,6 +6,8 @@ import * as Cause from "effect/Cause"
 import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as DefaultServices from "effect/DefaultServices"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -14,9 +16,9 @@ import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Runtime from "effect/Runtime"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import type * as Tracer from "effect/Tracer"
+import * as Tracer from "effect/Tracer"
 import { type ChatCompletion, type ChatDelta, type ChatRequest, validate } from "../Chat.js"
 import {
   AllServersFailed,
@@ -109,6 +111,12 @@ const describeCause = (error: unknown, fallback: string): string => {
 
 const describe = (error: HttpClientError.HttpClientError): string => describeCause(error.cause, error.reason)
 
+/**
+ * Effect's own tracer, which records nothing: with it in place a streaming
+ * call makes no spans (each costs a few Effect operations and random ids).
+ */
+const silentTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
+
 /** The end of a body, once its queue is empty. */
 const END: Effect.Effect<never, Option.Option<never>> = Effect.fail(Option.none())
 
@@ -150,7 +158,7 @@ export interface Engine {
   readonly complete: (request: unknown) => Effect.Effect<ChatCompletion, EasyChatError>
   readonly stream: (request: unknown) => Stream.Stream<ChatDelta, EasyChatError>
   /** `stream` without a `Stream` between the reads and the caller, for the Promise facade. */
-  readonly open: (request: unknown) => Effect.Effect<Call, never, Scope.Scope>
+  readonly open: (request: unknown, scope: Scope.Scope) => Effect.Effect<Call>
 }
 
 /** The engine behind each `EasyChat` service, for the Promise facade. */
@@ -486,6 +494,7 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
     stream: boolean,
     clock: Clock.Clock,
     watchdog: Watchdog,
+    span: Tracer.Span | undefined,
     limit?: Limit
   ) =>
     Effect.gen(function* () {
@@ -502,7 +511,7 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
         yield* within(server, limit, initCookies(server))
         response = yield* sendChat
       }
-      yield* Effect.annotateCurrentSpan("http.response.status_code", response.status)
+      span?.attribute("http.response.status_code", response.status)
       if (response.status < 200 || response.status >= 300) {
         return yield* within(server, limit, Effect.flatMap(statusError(server, response), Effect.fail))
       }
@@ -787,11 +796,12 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
     clock: Clock.Clock,
     start: number,
     limit: Limit,
-    watchdog: Watchdog
+    watchdog: Watchdog,
+    span: Tracer.Span | undefined
   ): Effect.Effect<{ readonly reader: Reader; readonly latency: number }, AttemptError> =>
     Effect.gen(function* () {
       // Cookie initialisation and the headers count against the first token and the total too.
-      const response = yield* open(server, request, true, clock, watchdog, limit)
+      const response = yield* open(server, request, true, clock, watchdog, span, limit)
       const latency = clock.unsafeCurrentTimeMillis() - start
       const contentType = contentTypeOf(response)
       if (isEventStream(contentType)) {
@@ -812,7 +822,8 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
       const joined: Delivered = { deltas: 0, characters: 0 }
       const limit = limitFor(clock, start, Number.POSITIVE_INFINITY, joined)
       const watchdog = makeWatchdog(clock, yield* Effect.scope, nextWait(limit))
-      const response = yield* open(server, request, false, clock, watchdog)
+      const span = Option.getOrUndefined(yield* Effect.option(Effect.currentSpan))
+      const response = yield* open(server, request, false, clock, watchdog, span)
       const latency = clock.unsafeCurrentTimeMillis() - start
       const contentType = contentTypeOf(response)
       if (isEventStream(contentType)) {
@@ -884,11 +895,16 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
    * the next one. One `Stream` step per batch and no operator per attempt:
    * the fixed cost of a call is most of its time to first delta.
    */
-  const openCall = (input: unknown): Effect.Effect<Call, never, Scope.Scope> =>
+  const openCall = (input: unknown, scope: Scope.Scope): Effect.Effect<Call> =>
     Effect.gen(function* () {
-      const scope = yield* Effect.scope
       const clock = yield* Effect.clock
-      const callSpan = yield* Effect.makeSpanScoped("easychat.stream", { captureStackTrace: false })
+      const traced = (yield* Effect.tracer) !== silentTracer
+      const callSpan = traced ? yield* Effect.makeSpan("easychat.stream", { captureStackTrace: false }) : undefined
+      if (callSpan !== undefined) {
+        yield* Scope.addFinalizerExit(scope, (exit) =>
+          Effect.sync(() => callSpan.end(clock.unsafeCurrentTimeNanos(), exit))
+        )
+      }
       let prepared: { readonly request: ChatRequest; readonly pinned: string | undefined } | undefined
       let callEnd = 0
       const tried = new Set<string>()
@@ -898,7 +914,7 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
       interface Current {
         readonly server: string
         readonly number: number
-        readonly span: Tracer.Span
+        readonly span: Tracer.Span | undefined
         readonly watchdog: Watchdog
         reader: Reader | undefined
         latency: number
@@ -916,11 +932,11 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
           attempt = undefined
           ended.reader?.close()
           ended.watchdog.stop()
-          if (outcome !== undefined) ended.span.attribute("easychat.outcome", outcome)
-          ended.span.end(clock.unsafeCurrentTimeNanos(), exit)
+          if (outcome !== undefined) ended.span?.attribute("easychat.outcome", outcome)
+          ended.span?.end(clock.unsafeCurrentTimeNanos(), exit)
           return pool.release(ended.server)
         })
-      yield* Effect.addFinalizer((exit) => endAttempt(undefined, exit))
+      yield* Scope.addFinalizerExit(scope, (exit) => endAttempt(undefined, exit))
 
       const onAttemptError = (error: AttemptError): Pull =>
         Effect.suspend(() => {
@@ -954,30 +970,27 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
           const number = attempts.length + 1
           tried.add(server)
           current = server
-          return Effect.flatMap(
-            Effect.makeSpan("easychat.attempt", {
-              parent: callSpan,
-              attributes: { "easychat.server": server, "easychat.attempt": number },
-              captureStackTrace: false
-            }),
-            (span): Pull => {
-              const start = clock.unsafeCurrentTimeMillis()
-              const limit = limitFor(clock, start, callEnd, delivered)
-              const watchdog = makeWatchdog(clock, scope, nextWait(limit))
-              attempt = { server, number, span, watchdog, reader: undefined, latency: 0 }
-              return Effect.matchEffect(
-                Effect.withParentSpan(openAttempt(server, request, delivered, clock, start, limit, watchdog), span),
-                {
-                  onFailure: onAttemptError,
-                  onSuccess: (opened): Pull => {
-                    attempt!.reader = opened.reader
-                    attempt!.latency = opened.latency
-                    return openOnly ? Effect.succeed(Chunk.empty()) : read
-                  }
-                }
-              )
-            }
-          )
+          const opening = (span: Tracer.Span | undefined): Pull => {
+            const start = clock.unsafeCurrentTimeMillis()
+            const limit = limitFor(clock, start, callEnd, delivered)
+            const watchdog = makeWatchdog(clock, scope, nextWait(limit))
+            attempt = { server, number, span, watchdog, reader: undefined, latency: 0 }
+            return Effect.matchEffect(openAttempt(server, request, delivered, clock, start, limit, watchdog, span), {
+              onFailure: onAttemptError,
+              onSuccess: (opened): Pull => {
+                attempt!.reader = opened.reader
+                attempt!.latency = opened.latency
+                return openOnly ? Effect.succeed(Chunk.empty()) : read
+              }
+            })
+          }
+          if (callSpan === undefined) return opening(undefined)
+          const span = Effect.makeSpan("easychat.attempt", {
+            parent: callSpan,
+            attributes: { "easychat.server": server, "easychat.attempt": number },
+            captureStackTrace: false
+          })
+          return Effect.flatMap(span, opening)
         })
       })
       const first: Pull = Effect.suspend(() => {
@@ -1007,15 +1020,18 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
   const stream = (input: unknown): Stream.Stream<ChatDelta, EasyChatError> =>
     Stream.fromChannel(
       Channel.unwrapScoped(
-        Effect.map(openCall(input), ({ pull }) => {
-          const loop: Channel.Channel<
-            Chunk.Chunk<ChatDelta>,
-            unknown,
-            Option.Option<EasyChatError>,
-            unknown
-          > = Channel.flatMap(Channel.fromEffect(pull), (batch) => Channel.zipRight(Channel.write(batch), loop))
-          return Channel.catchAll(loop, (end) => (Option.isNone(end) ? Channel.void : Channel.fail(end.value)))
-        })
+        Effect.map(
+          Effect.flatMap(Effect.scope, (scope) => openCall(input, scope)),
+          ({ pull }) => {
+            const loop: Channel.Channel<
+              Chunk.Chunk<ChatDelta>,
+              unknown,
+              Option.Option<EasyChatError>,
+              unknown
+            > = Channel.flatMap(Channel.fromEffect(pull), (batch) => Channel.zipRight(Channel.write(batch), loop))
+            return Channel.catchAll(loop, (end) => (Option.isNone(end) ? Channel.void : Channel.fail(end.value)))
+          }
+        )
       )
     )
 
