@@ -13,19 +13,24 @@ export interface Sampled {
 /**
  * Runs every client once per round, in turn, so that drift of the machine
  * (other load, thermal) spreads evenly; the first rounds only warm up.
+ * Before each run a full GC and a 5 ms pause, so that no client pays for
+ * another's garbage; `backToBack` runs them one after the other instead.
  */
 export const sample = async (
   clients: ReadonlyArray<Clients.StreamClient>,
   mirror: Services.ServiceProcess,
   rounds: number,
   warmup: number,
-  expectedDeltas: number
+  expectedDeltas: number,
+  backToBack = false
 ): Promise<Array<Sampled>> => {
   const results: Array<Sampled> = clients.map((client) => ({ client, wall: [], cpu: [], connections: 0 }))
   for (let round = 0; round < warmup + rounds; round++) {
     for (const result of results) {
-      gc()
-      await settle(5)
+      if (!backToBack) {
+        gc()
+        await settle(5)
+      }
       const before = await mirror.stats()
       const c0 = cpuMillis()
       const t0 = performance.now()
