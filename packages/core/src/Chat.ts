@@ -9,6 +9,7 @@ import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { InvalidRequest } from "./Errors.js"
+import { usualRequest } from "./internal/request.js"
 
 /** @since 0.1.0 @category models */
 export type Role = "system" | "user" | "assistant" | "tool" | "developer" | "function"
@@ -112,13 +113,18 @@ export interface ChatDelta {
  * (`messages.0.role`) and the rule it broke.
  * @since 0.1.0 @category validation
  */
-export const validate = (input: unknown): Either.Either<ChatRequest, InvalidRequest> =>
-  Either.mapLeft(decode(input), (error) => {
-    const [issue] = ParseResult.ArrayFormatter.formatErrorSync(error)
-    const field = issue === undefined || issue.path.length === 0 ? "request" : issue.path.join(".")
-    return new InvalidRequest({ field, rule: ruleOf(issue) })
-  })
+export const validate = (input: unknown): Either.Either<ChatRequest, InvalidRequest> => {
+  const usual = usualRequest(input)
+  return usual !== undefined ? Either.right(usual) : Either.mapLeft(decode(input), describeIssue)
+}
 
+const describeIssue = (error: ParseResult.ParseError): InvalidRequest => {
+  const [issue] = ParseResult.ArrayFormatter.formatErrorSync(error)
+  const field = issue === undefined || issue.path.length === 0 ? "request" : issue.path.join(".")
+  return new InvalidRequest({ field, rule: ruleOf(issue) })
+}
+
+/** Every request the usual one's check (`internal/request.ts`) leaves to Schema. */
 const decode = Schema.decodeUnknownEither(ChatRequest, { errors: "first", onExcessProperty: "preserve" })
 
 const ruleOf = (issue: ParseResult.ArrayFormatterIssue | undefined): string => {

@@ -5,11 +5,15 @@ import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import { describe, expect, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import fc from "fast-check"
+import { ChatRequest, validate } from "../src/Chat.js"
 import { EasyChat } from "../src/index.js"
 import { usualContent } from "../src/internal/reply.js"
+import { usualRequest } from "../src/internal/request.js"
 
 const SERVER = "http://memory.test"
 
@@ -572,6 +576,174 @@ describe("the usual chunk's fast path", () => {
       `{"choices":[{"delta":{"content":"${"a".repeat(5000)}"}}]}`
     ]) {
       expect(usualContent(data), data.slice(0, 60)).toBeUndefined()
+    }
+  })
+})
+
+// The usual request is checked without Schema (internal/request.ts): whatever
+// it accepts must be exactly what the schema's decoder gives, and everything
+// else must go to the decoder.
+describe("the usual request's fast path", () => {
+  // The decoder `validate` falls back to, built here from the public schema: the oracle.
+  const decode = Schema.decodeUnknownEither(ChatRequest, { errors: "first", onExcessProperty: "preserve" })
+  const values = fc.constantFrom<unknown>(
+    0,
+    -0,
+    0.5,
+    1,
+    1.5,
+    2,
+    2.5,
+    -1,
+    -2,
+    -2.5,
+    3,
+    1e-9,
+    Number.NaN,
+    Number.POSITIVE_INFINITY,
+    7,
+    7.5,
+    2 ** 53,
+    undefined,
+    null,
+    true,
+    false,
+    "",
+    "m",
+    "1",
+    [],
+    {}
+  )
+  const roles = fc.oneof(
+    { weight: 9, arbitrary: fc.constantFrom<unknown>("user", "system", "assistant", "tool", "developer", "function") },
+    fc.constantFrom<unknown>("User", "", 1)
+  )
+  const contents = fc.oneof(
+    { weight: 9, arbitrary: fc.string({ maxLength: 6 }) },
+    fc.constantFrom<unknown>(null, [], [{ type: "text" }], 1)
+  )
+  // Mostly what the field takes, sometimes anything.
+  const takes: Record<string, fc.Arbitrary<unknown>> = {
+    model: fc.string({ minLength: 1, maxLength: 4 }),
+    stream: fc.boolean(),
+    temperature: fc.double({ min: 0, max: 2 }),
+    top_p: fc.double({ min: 0, max: 1 }),
+    presence_penalty: fc.double({ min: -2, max: 2 }),
+    frequency_penalty: fc.double({ min: -2, max: 2 }),
+    max_tokens: fc.integer({ min: 1, max: 5000 })
+  }
+  const message = fc.oneof(
+    { weight: 30, arbitrary: fc.record({ role: roles, content: contents }) },
+    fc.record({ role: roles, content: contents }).map(({ role, content }) => ({ content, role })),
+    fc.record({ role: roles, content: contents, name: fc.string({ maxLength: 3 }) }),
+    fc.record({ role: roles }),
+    fc.constantFrom<unknown>(null, "user", []),
+    fc.record({ role: roles, content: contents }).map((m) => Object.assign(Object.create(null), m)),
+    fc.record({ role: roles, content: contents }).map((m) => ({ ...m, [Symbol.for("x")]: 1 }))
+  )
+  const names = [
+    "model",
+    "stream",
+    "temperature",
+    "top_p",
+    "presence_penalty",
+    "frequency_penalty",
+    "max_tokens",
+    "activeServer",
+    "stop",
+    "n"
+  ]
+  const request = fc
+    .record({
+      messages: fc.oneof(
+        { weight: 8, arbitrary: fc.array(message, { minLength: 1, maxLength: 3 }) },
+        fc.constantFrom<unknown>([], null, "hi", undefined)
+      ),
+      fields: fc.uniqueArray(
+        fc
+          .constantFrom(...names)
+          .chain((n) =>
+            fc.tuple(fc.constant(n), takes[n] ? fc.oneof({ weight: 4, arbitrary: takes[n] }, values) : values)
+          ),
+        { maxLength: 4, selector: ([n]) => n }
+      ),
+      messagesAt: fc.nat(4),
+      shape: fc.oneof(
+        { weight: 12, arbitrary: fc.constant("plain") },
+        fc.constantFrom("nullProto", "hidden", "hiddenExtra", "symbol", "array")
+      )
+    })
+    .map(({ messages, fields, messagesAt, shape }) => {
+      const entries: Array<[string, unknown]> = fields.map(([n, v]) => [n, v])
+      if (messages !== undefined) entries.splice(Math.min(messagesAt, entries.length), 0, ["messages", messages])
+      const input: Record<string | symbol, unknown> =
+        shape === "nullProto" ? Object.create(null) : shape === "array" ? ([] as unknown as object) : {}
+      for (const [n, v] of entries) input[n] = v
+      // Not enumerable: an extra field, or the last one given (known or not, `messages` too).
+      if (shape === "hiddenExtra") Object.defineProperty(input, "stop", { value: "x", enumerable: false })
+      const last = entries.at(-1)
+      if (shape === "hidden" && last !== undefined) {
+        Object.defineProperty(input, last[0], { value: last[1], enumerable: false })
+      }
+      if (shape === "symbol") input[Symbol.for("y")] = 1
+      return input
+    })
+
+  it("gives what the schema's decoder gives, or leaves the request to it", () => {
+    let taken = 0
+    fc.assert(
+      fc.property(request, (input) => {
+        const fast = usualRequest(input)
+        if (fast === undefined) return
+        taken++
+        const slow = decode(input)
+        expect(Either.isRight(slow), "the fast path accepted what the decoder refuses").toBe(true)
+        const right = Either.getOrThrow(slow)
+        expect(fast).toStrictEqual(right)
+        // The same fields in the same order: they become the body's JSON.
+        expect(JSON.stringify(fast)).toBe(JSON.stringify(right))
+      }),
+      { numRuns: 30_000 }
+    )
+    // The generator reaches the fast path often, or the property above would say nothing.
+    expect(taken).toBeGreaterThan(1_000)
+  })
+
+  it("takes the requests callers usually make, and validate answers with it", () => {
+    for (const input of [
+      { messages: [{ role: "user", content: "Hi" }] },
+      {
+        model: "gpt-4o-mini",
+        messages: [
+          { role: "system", content: "" },
+          { role: "user", content: "Hi" }
+        ]
+      },
+      { messages: [{ role: "user", content: "Hi" }], stream: true, temperature: 0, top_p: 1, max_tokens: 64 },
+      { messages: [{ role: "user", content: "Hi" }], presence_penalty: -2, frequency_penalty: 2 }
+    ]) {
+      const fast = usualRequest(input)
+      expect(fast, JSON.stringify(input)).toStrictEqual(Either.getOrThrow(decode(input)))
+      expect(Either.getOrThrow(validate(input))).toStrictEqual(fast)
+    }
+  })
+
+  it("leaves to the decoder what it cannot vouch for", () => {
+    const hi = [{ role: "user", content: "Hi" }]
+    for (const input of [
+      { messages: [{ content: "Hi", role: "user" }] },
+      { messages: [{ role: "user", content: "Hi", name: "me" }] },
+      { messages: [{ role: "user", content: null }] },
+      { messages: hi, temperature: undefined },
+      { messages: hi, activeServer: 0 },
+      { messages: hi, stop: ["\n"] },
+      { messages: hi, max_tokens: 1.5 },
+      { messages: hi, temperature: 2.0000001 },
+      { messages: hi, top_p: Number.NaN },
+      { messages: [] },
+      Object.assign(Object.create(null), { messages: hi })
+    ]) {
+      expect(usualRequest(input), JSON.stringify(input)).toBeUndefined()
     }
   })
 })
