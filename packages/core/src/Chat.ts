@@ -9,11 +9,10 @@ import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { InvalidRequest } from "./Errors.js"
-import { usualRequest } from "./internal/request.js"
+import { roles, usualRequest } from "./internal/request.js"
 
 /** @since 0.1.0 @category models */
 export type Role = "system" | "user" | "assistant" | "tool" | "developer" | "function"
-const roles: ReadonlyArray<string> = ["system", "user", "assistant", "tool", "developer", "function"]
 /** @since 0.1.0 @category models */
 export const Role = Schema.String.pipe(
   Schema.filter((s): s is Role => roles.includes(s), { message: () => `must be one of ${roles.join(", ")}` })

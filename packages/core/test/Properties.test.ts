@@ -745,5 +745,12 @@ describe("the usual request's fast path", () => {
     ]) {
       expect(usualRequest(input), JSON.stringify(input)).toBeUndefined()
     }
+    // Messages only inherited (a polluted prototype) are not the request's: the decoder says they are missing.
+    Object.defineProperty(Object.prototype, "messages", { value: hi, configurable: true })
+    try {
+      expect(usualRequest({ stop: ["\n"] })).toBeUndefined()
+    } finally {
+      delete (Object.prototype as { messages?: unknown }).messages
+    }
   })
 })

@@ -214,6 +214,7 @@ const makeWatchdog = (clock: Clock.Clock, scope: Scope.Scope, nextMillis: () => 
       const fire = expire
       expire = undefined
       fire()
+      if (stopped) return undefined
     }
     const ms = expire !== undefined ? deadline - now : nextMillis()
     until = now + ms
@@ -242,7 +243,7 @@ const makeWatchdog = (clock: Clock.Clock, scope: Scope.Scope, nextMillis: () => 
     arm: (at, onExpire) => {
       deadline = at
       expire = onExpire
-      if (until <= at) return undefined
+      if (until <= at || stopped) return undefined
       until = at
       const own = ++generation
       if (clock !== liveClock) return Effect.asVoid(Effect.forkIn(loop(own), scope))
@@ -938,12 +939,14 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
     Effect.gen(function* () {
       const clock = yield* Effect.clock
       const traced = (yield* Effect.tracer) !== silentTracer
-      const callSpan = traced ? yield* Effect.makeSpan("easychat.stream", { captureStackTrace: false }) : undefined
-      if (callSpan !== undefined) {
-        yield* Scope.addFinalizerExit(scope, (exit) =>
-          Effect.sync(() => callSpan.end(clock.unsafeCurrentTimeNanos(), exit))
-        )
-      }
+      // Made and registered in one step, so that an interrupt cannot leave a span that never ends.
+      const callSpan = traced
+        ? yield* Effect.uninterruptible(
+            Effect.tap(Effect.makeSpan("easychat.stream", { captureStackTrace: false }), (span) =>
+              Scope.addFinalizerExit(scope, (exit) => Effect.sync(() => span.end(clock.unsafeCurrentTimeNanos(), exit)))
+            )
+          )
+        : undefined
       let prepared: { readonly request: ChatRequest; readonly pinned: string | undefined } | undefined
       let callEnd = 0
       const tried = new Set<string>()
@@ -1014,7 +1017,9 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
             const limit = limitFor(clock, start, callEnd, delivered)
             const watchdog = makeWatchdog(clock, scope, nextWait(limit))
             attempt = { server, number, span, watchdog, reader: undefined, latency: 0 }
-            return Effect.matchEffect(openAttempt(server, request, delivered, clock, start, limit, watchdog, span), {
+            const attempting = openAttempt(server, request, delivered, clock, start, limit, watchdog, span)
+            // Under a tracer, what the attempt makes (the cookie request's spans, log lines) is the attempt's.
+            return Effect.matchEffect(span === undefined ? attempting : Effect.withParentSpan(attempting, span), {
               onFailure: onAttemptError,
               onSuccess: (opened): Pull => {
                 attempt!.reader = opened.reader

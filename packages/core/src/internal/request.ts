@@ -14,7 +14,7 @@ export const usualRequest = (input: unknown): ChatRequest | undefined => {
   const keys = Reflect.ownKeys(input)
   const fields = input as Record<string, unknown>
   const messages = fields.messages
-  if (!Array.isArray(messages) || messages.length === 0) return undefined
+  if (!Object.hasOwn(fields, "messages") || !Array.isArray(messages) || messages.length === 0) return undefined
   const copies = new Array<{ role: string; content: string }>(messages.length)
   for (let i = 0; i < messages.length; i++) {
     const message: unknown = messages[i]
@@ -40,7 +40,9 @@ export const usualRequest = (input: unknown): ChatRequest | undefined => {
   return request as ChatRequest
 }
 
-const ROLES: ReadonlySet<string> = new Set(["system", "user", "assistant", "tool", "developer", "function"])
+/** The roles a message may have (`Chat.Role`). */
+export const roles: ReadonlyArray<string> = ["system", "user", "assistant", "tool", "developer", "function"]
+const ROLES: ReadonlySet<string> = new Set(roles)
 
 const isPlain = (u: unknown): u is object =>
   typeof u === "object" && u !== null && Object.getPrototypeOf(u) === Object.prototype
