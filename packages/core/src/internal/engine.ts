@@ -314,7 +314,8 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
     request: HttpClientRequest.HttpClientRequest,
     clock: Clock.Clock,
     watchdog: Watchdog,
-    limit: Limit | undefined
+    limit: Limit | undefined,
+    meanwhile: (() => void) | undefined
   ): Effect.Effect<HttpClientResponse.HttpClientResponse, AttemptError> =>
     Effect.suspend(() => {
       const budget = limit?.()
@@ -362,6 +363,9 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
               )
             }
           })
+          // The request is on its way (undici writes it in this tick): what the caller will need next is
+          // made while the server works.
+          if (!settled) meanwhile?.()
           // The caller gave up: the request is interrupted, which aborts it.
           return Effect.sync(() => {
             if (settled) return
@@ -534,14 +538,22 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
     clock: Clock.Clock,
     watchdog: Watchdog,
     span: Tracer.Span | undefined,
-    limit?: Limit
+    limit?: Limit,
+    meanwhile?: () => void
   ) =>
     Effect.gen(function* () {
       const needsInit = () =>
         settings.cookieInit !== "off" && cookies.needsInit(server, clock.unsafeCurrentTimeMillis())
       if (needsInit()) yield* within(server, limit, initCookies(server))
       const sendChat = Effect.suspend(() =>
-        send(server, chatRequest(server, request, stream, clock.unsafeCurrentTimeMillis()), clock, watchdog, limit)
+        send(
+          server,
+          chatRequest(server, request, stream, clock.unsafeCurrentTimeMillis()),
+          clock,
+          watchdog,
+          limit,
+          meanwhile
+        )
       )
       let response = yield* sendChat
       if ((response.status === 401 || response.status === 403) && settings.cookieInit !== "off") {
@@ -596,8 +608,203 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
    * one synchronous batch (SSE, JSON, content), into a queue that the caller
    * takes whole at each pull; the body pauses while the caller is more than
    * `HIGH_WATER` bytes behind. Deltas decoded before a fault reach the caller
-   * before the fault does.
+   * before the fault does. The reader is made first and attached to the body
+   * once it arrives: a stream makes it while the server works on the request.
    */
+  const makeReader = (
+    server: string,
+    delivered: Delivered,
+    limit: Limit,
+    clock: Clock.Clock,
+    watchdog: Watchdog
+  ): { readonly attach: (response: HttpClientResponse.HttpClientResponse) => Effect.Effect<Reader> } => {
+    const decoder = Sse.makeDecoder({ maxEventSize })
+    // Read when the body arrives: a 401 or 403 before it re-initialises the server's cookies.
+    let secrets: ReadonlyArray<string> = []
+    type Pull = Reader["pull"]
+    let queue: Array<ChatDelta> = []
+    let behind = 0
+    let paused = false
+    let finished = false
+    // What the caller gets once the queue is empty: the end, a failure or a defect.
+    let stop: Pull | undefined
+    let waiting: ((pull: Pull) => void) | undefined
+    let deadline = 0
+    let phase: Phase = "firstToken"
+    let body: Body.Body | undefined
+
+    const take = (): Chunk.Chunk<ChatDelta> => {
+      const out = queue
+      queue = []
+      behind = 0
+      if (paused) {
+        paused = false
+        body?.resume()
+      }
+      return Chunk.unsafeFromArray(out)
+    }
+    // The queue is taken when the woken fiber runs, not when it is woken:
+    // reads that arrive in between join the same batch.
+    const ready: Pull = Effect.suspend(() => (queue.length > 0 ? Effect.succeed(take()) : (stop ?? END)))
+    const wake = () => {
+      const resume = waiting
+      if (resume === undefined || (queue.length === 0 && stop === undefined)) return
+      waiting = undefined
+      resume(ready)
+    }
+    /** Ends the body for good: what the caller gets once the queue is empty, and the connection closed. */
+    const halt = (end: Pull): Pull => {
+      stop = end
+      body?.cancel()
+      return end
+    }
+    const failWith = (error: unknown) =>
+      halt(
+        isEasyChatError(error) && error._tag !== "AllServersFailed"
+          ? Effect.fail(
+              Option.some(
+                error._tag === "DecodeError" && error.server === undefined
+                  ? new DecodeError({ ...error, server })
+                  : error
+              )
+            )
+          : Effect.die(error)
+      )
+    // Returns true at `[DONE]`.
+    const run = (events: ReadonlyArray<Sse.SseEvent>): boolean => {
+      for (let i = 0; i < events.length; i++) {
+        const delta = stepOf(server, events[i]!, secrets)
+        if (delta === undefined) continue
+        if (delta === DONE) return true
+        if (delta.finishReason !== undefined) finished = true
+        delivered.deltas++
+        delivered.characters += delta.content.length
+        queue.push(delta)
+      }
+      return false
+    }
+    const sink: Body.Sink = {
+      chunk: (bytes) => {
+        if (stop !== undefined) return
+        try {
+          // `push` throws at an oversize event and its chunk's earlier events would be lost with it:
+          // a read larger than `maxEventSize` goes in slices of at most that size, so an event
+          // completed before the overflow was always returned by an earlier slice.
+          for (let at = 0; at < bytes.length; at += maxEventSize) {
+            const slice = bytes.length <= maxEventSize ? bytes : bytes.subarray(at, at + maxEventSize)
+            if (run(decoder.push(slice))) {
+              // `[DONE]`: the rest of the body is read and dropped so that the connection is reused.
+              stop = END
+              body?.release()
+              break
+            }
+          }
+        } catch (error) {
+          failWith(error)
+        }
+        behind += bytes.length
+        if (waiting !== undefined) wake()
+        // Only with deltas queued: `take` is what resumes the body, and a caller
+        // with nothing to take would wait on a body that never reads again.
+        else if (behind >= HIGH_WATER && queue.length > 0 && !paused && stop === undefined) {
+          paused = true
+          body?.pause()
+        }
+      },
+      end: () => {
+        if (stop !== undefined) return
+        try {
+          const done = run(decoder.end())
+          stop =
+            done || finished
+              ? END
+              : Effect.fail(
+                  Option.some(
+                    new StreamInterrupted({
+                      server,
+                      ...delivered,
+                      detail: "the stream ended without [DONE] or a finish_reason"
+                    })
+                  )
+                )
+        } catch (error) {
+          failWith(error)
+        }
+        wake()
+      },
+      fail: (cause) => {
+        if (stop !== undefined) return
+        const detail = describeCause(cause, "the connection failed")
+        stop = Effect.fail(
+          Option.some(
+            delivered.deltas > 0
+              ? new StreamInterrupted({ server, ...delivered, detail })
+              : new TransportError({ server, detail })
+          )
+        )
+        wake()
+      }
+    }
+    const close = () => {
+      waiting = undefined
+      if (stop === END) return
+      stop ??= Effect.interrupt
+      body?.cancel()
+    }
+
+    // The attempt's watchdog fails a wait that outlives its limit.
+    const expire = (): void => {
+      const resume = waiting
+      if (resume === undefined) return
+      waiting = undefined
+      resume(halt(Effect.fail(Option.some(timeoutOf(server, phase)))))
+    }
+    const wait: Pull = Effect.async<Chunk.Chunk<ChatDelta>, Option.Option<AttemptError>>((resume) => {
+      waiting = resume
+      return Effect.sync(() => {
+        waiting = undefined
+      })
+    })
+
+    /** Starts a wait: its deadline, or `undefined` when its limit has already passed. */
+    const startWait = (): number | undefined => {
+      const next = limit()
+      phase = next.phase
+      if (next.ms <= 0) return undefined
+      deadline = clock.unsafeCurrentTimeMillis() + next.ms
+      return deadline
+    }
+    const pull = Effect.suspend((): Pull => {
+      if (queue.length > 0) return Effect.succeed(take())
+      if (stop !== undefined) return stop
+      if (startWait() === undefined) return halt(Effect.fail(Option.some(timeoutOf(server, phase))))
+      const arming = watchdog.arm(deadline, expire)
+      return arming === undefined ? wait : Effect.zipRight(arming, wait)
+    })
+    const poll = () => (queue.length > 0 ? take() : undefined)
+    const waitFor = (wake: () => void): boolean => {
+      if (queue.length > 0 || stop !== undefined) return false
+      if (startWait() === undefined || !watchdog.wakesBy(deadline)) return false
+      watchdog.arm(deadline, expire)
+      waiting = wake
+      return true
+    }
+    const unwait = () => {
+      waiting = undefined
+    }
+    const reader: Reader = { pull, close, poll, wait: waitFor, unwait }
+    return {
+      attach: (response) =>
+        Effect.suspend(() => {
+          secrets = secretsOf(server)
+          return Effect.map(Body.open(response, sink), (opened) => {
+            body = opened
+            return reader
+          })
+        })
+    }
+  }
+
   const readBody = (
     server: string,
     response: HttpClientResponse.HttpClientResponse,
@@ -606,183 +813,7 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
     clock: Clock.Clock,
     watchdog: Watchdog
   ): Effect.Effect<Reader> =>
-    Effect.gen(function* () {
-      const decoder = Sse.makeDecoder({ maxEventSize })
-      const secrets = secretsOf(server)
-      type Pull = Reader["pull"]
-      let queue: Array<ChatDelta> = []
-      let behind = 0
-      let paused = false
-      let finished = false
-      // What the caller gets once the queue is empty: the end, a failure or a defect.
-      let stop: Pull | undefined
-      let waiting: ((pull: Pull) => void) | undefined
-      let deadline = 0
-      let phase: Phase = "firstToken"
-      let body: Body.Body | undefined
-
-      const take = (): Chunk.Chunk<ChatDelta> => {
-        const out = queue
-        queue = []
-        behind = 0
-        if (paused) {
-          paused = false
-          body?.resume()
-        }
-        return Chunk.unsafeFromArray(out)
-      }
-      // The queue is taken when the woken fiber runs, not when it is woken:
-      // reads that arrive in between join the same batch.
-      const ready: Pull = Effect.suspend(() => (queue.length > 0 ? Effect.succeed(take()) : (stop ?? END)))
-      const wake = () => {
-        const resume = waiting
-        if (resume === undefined || (queue.length === 0 && stop === undefined)) return
-        waiting = undefined
-        resume(ready)
-      }
-      /** Ends the body for good: what the caller gets once the queue is empty, and the connection closed. */
-      const halt = (end: Pull): Pull => {
-        stop = end
-        body?.cancel()
-        return end
-      }
-      const failWith = (error: unknown) =>
-        halt(
-          isEasyChatError(error) && error._tag !== "AllServersFailed"
-            ? Effect.fail(
-                Option.some(
-                  error._tag === "DecodeError" && error.server === undefined
-                    ? new DecodeError({ ...error, server })
-                    : error
-                )
-              )
-            : Effect.die(error)
-        )
-      // Returns true at `[DONE]`.
-      const run = (events: ReadonlyArray<Sse.SseEvent>): boolean => {
-        for (let i = 0; i < events.length; i++) {
-          const delta = stepOf(server, events[i]!, secrets)
-          if (delta === undefined) continue
-          if (delta === DONE) return true
-          if (delta.finishReason !== undefined) finished = true
-          delivered.deltas++
-          delivered.characters += delta.content.length
-          queue.push(delta)
-        }
-        return false
-      }
-      const sink: Body.Sink = {
-        chunk: (bytes) => {
-          if (stop !== undefined) return
-          try {
-            // `push` throws at an oversize event and its chunk's earlier events would be lost with it:
-            // a read larger than `maxEventSize` goes in slices of at most that size, so an event
-            // completed before the overflow was always returned by an earlier slice.
-            for (let at = 0; at < bytes.length; at += maxEventSize) {
-              const slice = bytes.length <= maxEventSize ? bytes : bytes.subarray(at, at + maxEventSize)
-              if (run(decoder.push(slice))) {
-                // `[DONE]`: the rest of the body is read and dropped so that the connection is reused.
-                stop = END
-                body?.release()
-                break
-              }
-            }
-          } catch (error) {
-            failWith(error)
-          }
-          behind += bytes.length
-          if (waiting !== undefined) wake()
-          // Only with deltas queued: `take` is what resumes the body, and a caller
-          // with nothing to take would wait on a body that never reads again.
-          else if (behind >= HIGH_WATER && queue.length > 0 && !paused && stop === undefined) {
-            paused = true
-            body?.pause()
-          }
-        },
-        end: () => {
-          if (stop !== undefined) return
-          try {
-            const done = run(decoder.end())
-            stop =
-              done || finished
-                ? END
-                : Effect.fail(
-                    Option.some(
-                      new StreamInterrupted({
-                        server,
-                        ...delivered,
-                        detail: "the stream ended without [DONE] or a finish_reason"
-                      })
-                    )
-                  )
-          } catch (error) {
-            failWith(error)
-          }
-          wake()
-        },
-        fail: (cause) => {
-          if (stop !== undefined) return
-          const detail = describeCause(cause, "the connection failed")
-          stop = Effect.fail(
-            Option.some(
-              delivered.deltas > 0
-                ? new StreamInterrupted({ server, ...delivered, detail })
-                : new TransportError({ server, detail })
-            )
-          )
-          wake()
-        }
-      }
-      body = yield* Body.open(response, sink)
-      const close = () => {
-        waiting = undefined
-        if (stop === END) return
-        stop ??= Effect.interrupt
-        body?.cancel()
-      }
-
-      // The attempt's watchdog fails a wait that outlives its limit.
-      const expire = (): void => {
-        const resume = waiting
-        if (resume === undefined) return
-        waiting = undefined
-        resume(halt(Effect.fail(Option.some(timeoutOf(server, phase)))))
-      }
-      const wait: Pull = Effect.async<Chunk.Chunk<ChatDelta>, Option.Option<AttemptError>>((resume) => {
-        waiting = resume
-        return Effect.sync(() => {
-          waiting = undefined
-        })
-      })
-
-      /** Starts a wait: its deadline, or `undefined` when its limit has already passed. */
-      const startWait = (): number | undefined => {
-        const next = limit()
-        phase = next.phase
-        if (next.ms <= 0) return undefined
-        deadline = clock.unsafeCurrentTimeMillis() + next.ms
-        return deadline
-      }
-      const pull = Effect.suspend((): Pull => {
-        if (queue.length > 0) return Effect.succeed(take())
-        if (stop !== undefined) return stop
-        if (startWait() === undefined) return halt(Effect.fail(Option.some(timeoutOf(server, phase))))
-        const arming = watchdog.arm(deadline, expire)
-        return arming === undefined ? wait : Effect.zipRight(arming, wait)
-      })
-      const poll = () => (queue.length > 0 ? take() : undefined)
-      const waitFor = (wake: () => void): boolean => {
-        if (queue.length > 0 || stop !== undefined) return false
-        if (startWait() === undefined || !watchdog.wakesBy(deadline)) return false
-        watchdog.arm(deadline, expire)
-        waiting = wake
-        return true
-      }
-      const unwait = () => {
-        waiting = undefined
-      }
-      return { pull, close, poll, wait: waitFor, unwait }
-    })
+    Effect.suspend(() => makeReader(server, delivered, limit, clock, watchdog).attach(response))
 
   /** A body as a `Stream` (a whole request answered with SSE is joined from it). */
   const decodeBody = (
@@ -839,13 +870,17 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
     span: Tracer.Span | undefined
   ): Effect.Effect<{ readonly reader: Reader; readonly latency: number }, AttemptError> =>
     Effect.gen(function* () {
+      // The reader, made while the server works on the request.
+      let made: ReturnType<typeof makeReader> | undefined
+      const makeOnce = () => {
+        made ??= makeReader(server, delivered, limit, clock, watchdog)
+        return made
+      }
       // Cookie initialisation and the headers count against the first token and the total too.
-      const response = yield* open(server, request, true, clock, watchdog, span, limit)
+      const response = yield* open(server, request, true, clock, watchdog, span, limit, makeOnce)
       const latency = clock.unsafeCurrentTimeMillis() - start
       const contentType = contentTypeOf(response)
-      if (isEventStream(contentType)) {
-        return { reader: yield* readBody(server, response, delivered, limit, clock, watchdog), latency }
-      }
+      if (isEventStream(contentType)) return { reader: yield* makeOnce().attach(response), latency }
       if (isJson(contentType)) return yield* jsonInsteadOfStream(server, response)
       return yield* unexpected(server, response, "text/event-stream")
     })
