@@ -805,16 +805,6 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
     }
   }
 
-  const readBody = (
-    server: string,
-    response: HttpClientResponse.HttpClientResponse,
-    delivered: Delivered,
-    limit: Limit,
-    clock: Clock.Clock,
-    watchdog: Watchdog
-  ): Effect.Effect<Reader> =>
-    Effect.suspend(() => makeReader(server, delivered, limit, clock, watchdog).attach(response))
-
   /** A body as a `Stream` (a whole request answered with SSE is joined from it). */
   const decodeBody = (
     server: string,
@@ -825,8 +815,9 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
     watchdog: Watchdog
   ): Stream.Stream<ChatDelta, AttemptError> =>
     Stream.fromPull(
-      Effect.tap(readBody(server, response, delivered, limit, clock, watchdog), (reader) =>
-        Effect.addFinalizer(() => Effect.sync(reader.close))
+      Effect.tap(
+        Effect.suspend(() => makeReader(server, delivered, limit, clock, watchdog).attach(response)),
+        (reader) => Effect.addFinalizer(() => Effect.sync(reader.close))
       ).pipe(Effect.map((reader) => reader.pull))
     )
 
