@@ -11,6 +11,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Tracer from "effect/Tracer"
 import { Gateway } from "../src/index.js"
 import { chatRequests, expectedReply, messages, postJson, raw, sseEvents } from "./fixtures.js"
 
@@ -84,6 +85,44 @@ describe("Gateway.layer", () => {
         }
       })
     ).pipe(Effect.scoped)
+  )
+})
+
+describe("Gateway.layer under a tracer", () => {
+  it.live("gives each request the platform's server span, with core's spans under it", () =>
+    withPool((pool) =>
+      Effect.gen(function* () {
+        const spans: Array<Tracer.Span> = []
+        const base = yield* Effect.tracer
+        const recording = Tracer.make({
+          span: (...args) => {
+            const span = base.span(...args)
+            spans.push(span)
+            return span
+          },
+          context: base.context
+        })
+        let url = ""
+        yield* Effect.scoped(
+          Effect.gen(function* () {
+            yield* Layer.build(
+              Gateway.layer({ port: 0, onListen: (at) => (url = at) }).pipe(
+                Layer.provide(chatFor(pool)),
+                Layer.provide(Layer.setTracer(recording))
+              )
+            )
+            const reply = yield* Effect.promise(() => postJson(`${url}/v1/chat/completions`, { messages }))
+            expect(reply.status).toBe(200)
+          })
+        )
+        const server = spans.find((s) => s.name === "http.server POST")
+        expect(server).toBeDefined()
+        const attributes = Object.fromEntries((server as any).attributes as Map<string, unknown>)
+        expect(attributes).toMatchObject({ "http.route": "/v1/chat/completions", "http.response.status_code": 200 })
+        const call = spans.find((s) => s.name === "easychat.complete")
+        expect(call?.parent._tag === "Some" && call.parent.value.spanId).toBe(server!.spanId)
+      })
+    )
   )
 })
 
