@@ -148,10 +148,10 @@ export const layer = (
         yield* Effect.addFinalizer(() => Effect.sync(() => server.closeAllConnections()))
         // The platform's span per request (a URL parsed, the headers copied, a span made) costs a cold
         // request about 0.4 ms before the handler runs; under the default tracer nobody sees it.
-        const silent = (yield* Effect.tracer) === silentTracer
-        yield* silent
-          ? HttpMiddleware.withTracerDisabledWhenEffect(HttpServer.serveEffect(app), () => true)
-          : HttpServer.serveEffect(app)
+        const serving = HttpServer.serveEffect(app)
+        yield* (yield* Effect.tracer) === silentTracer
+          ? HttpMiddleware.withTracerDisabledWhenEffect(serving, () => true)
+          : serving
         const url = urlOf((yield* HttpServer.HttpServer).address)
         if (settings.keys.length === 0 && !isLoopback(settings.host)) {
           yield* Effect.logWarning(
