@@ -136,6 +136,11 @@ const Delta = function (this: { content: string; server: string }, content: stri
   server: string
 ) => { readonly content: string; readonly server: string; finishReason?: string; usage?: Usage }
 Delta.prototype = Object.prototype
+// One delta for the life of the module, so that a full GC between two replies
+// does not collect the deltas' hidden classes and with them the code optimized
+// for them (see the decoder's `resident` in sse.ts, and why it is exported).
+/** @internal */
+export const resident = new Delta("", "")
 
 /** `[DONE]`: the end of the reply. */
 export const DONE = "[DONE]"
