@@ -3,7 +3,8 @@ import { existsSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import { describe, expect, it } from "vitest"
 
-// The decode path's functions (core's own names; none of them is a Node or Effect name).
+// The decode path's functions. `split` is also the name of an inner function
+// of Effect's stream module, which this path never runs; the others are core's alone.
 const DECODE_PATH = ["Delta", "stepOf", "pushInto", "split", "region"]
 
 const script = fileURLToPath(new URL("./gc-between-replies.mjs", import.meta.url))
@@ -19,9 +20,18 @@ const trace = () =>
     )
   )
 
+/** The functions V8 marked for deoptimization because a GC collected something their code held. */
+const thrownAwayAtGc = (out: string) =>
+  out
+    .split("\n")
+    .filter((line) => line.includes("reason: weak objects"))
+    .map((line) => /<SharedFunctionInfo (\w*)>/.exec(line)?.[1])
+
 describe("optimized code across a full GC", () => {
+  // The script runs core's dist: `pnpm test` builds it first (turbo); a bare
+  // `vitest` after editing src would test a stale build.
   it("keeps the decode path's optimized code when a GC runs between two replies", async () => {
-    expect(existsSync(built), "core's dist is built (turbo builds it before the tests)").toBe(true)
+    expect(existsSync(built), "core's dist is built (pnpm build)").toBe(true)
     const out = await trace()
     expect(out.split("\n").filter((line) => line.startsWith("reply "))).toEqual([
       "reply 20000",
@@ -29,17 +39,13 @@ describe("optimized code across a full GC", () => {
       "reply 20000",
       "reply 20000"
     ])
-    // Not vacuous: V8 did optimize the decode path.
-    for (const name of ["stepOf", "split"]) {
+    // Not vacuous: V8 optimized the decode path, and this V8's trace reports
+    // code thrown away at a GC (the script's control).
+    for (const name of ["stepOf", "pushInto"]) {
       expect(out).toMatch(new RegExp(`completed optimizing .*<JSFunction ${name} .*TURBOFAN`))
     }
-    // A full GC that collects a hidden class these functions were optimized for
-    // marks them for deoptimization with the reason "weak objects".
-    const thrownAway = out
-      .split("\n")
-      .filter((line) => line.includes("reason: weak objects"))
-      .map((line) => /<SharedFunctionInfo (\w*)>/.exec(line)?.[1])
-      .filter((name) => name !== undefined && DECODE_PATH.includes(name))
-    expect(thrownAway).toEqual([])
+    const thrownAway = thrownAwayAtGc(out)
+    expect(thrownAway).toContain("controlRead")
+    expect(thrownAway.filter((name) => name !== undefined && DECODE_PATH.includes(name))).toEqual([])
   }, 90_000)
 })

@@ -137,8 +137,8 @@ const Delta = function (this: { content: string; server: string }, content: stri
 ) => { readonly content: string; readonly server: string; finishReason?: string; usage?: Usage }
 Delta.prototype = Object.prototype
 // One delta for the life of the module, so that a full GC between two replies
-// does not collect the deltas' hidden classes and with them the code optimized
-// for them (see the decoder's `resident` in sse.ts, and why it is exported).
+// does not collect the deltas' hidden class and with it the code optimized for
+// it (see the decoder's `resident` in sse.ts, and why it is exported).
 /** @internal */
 export const resident = new Delta("", "")
 

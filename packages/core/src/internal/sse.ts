@@ -581,11 +581,12 @@ const failAfter = (decoder: Decoder, error: unknown) => {
     : Channel.zipRight(Channel.write(Chunk.unsafeFromArray(events)), Channel.fail(error))
 }
 
-// A decoder and an event that live as long as the module. A full GC that finds
-// none alive (between two replies: V8's idle GC) collects their hidden classes,
-// and V8 throws away all code optimized for them, so the next reply would run
-// the decode path unoptimized until it is compiled again. Exported: V8 keeps a
-// module's other top-level bindings that no function uses only while its body runs.
+// A decoder that lives as long as the module. A full GC that finds no decoder
+// alive (between two replies, V8's memory reducer runs full GCs in an idle
+// process) collects its hidden class, and V8 throws away all code optimized
+// for it, so the next reply would run the decode path unoptimized until it is
+// compiled again. Exported: V8 keeps a module's other top-level bindings that
+// no function uses only while its body runs. (A bundler that drops unused
+// exports may drop it; such a build runs as before.)
 /** @internal */
 export const resident = new Decoder()
-resident.pushInto(new Uint8Array([0x64, 0x61, 0x74, 0x61, 0x3a, 0x0a, 0x0a])) // "data:\n\n": one event, kept
