@@ -19,7 +19,9 @@ export const makeDeltaDecoder = (onContent: (content: string) => void) => {
       const step = stepOf("http://bench.invalid", events[i]!, NO_SECRETS)
       if (step === undefined) continue
       if (step === "[DONE]") return true
-      if (step.content !== "") onContent(step.content)
+      if (Array.isArray(step)) {
+        for (const delta of step) if (delta.content !== "") onContent(delta.content)
+      } else if (step.content !== "") onContent(step.content)
     }
     return false
   }

@@ -16,6 +16,7 @@ import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import type { ChatCompletion, ChatDelta, ChatRequestInput } from "./Chat.js"
+import * as Chat from "./Chat.js"
 import * as EasyChat from "./EasyChat.js"
 import type { EasyChatError } from "./Errors.js"
 import { type Call, engines } from "./internal/engine.js"
@@ -29,14 +30,32 @@ export interface CallOptions {
   readonly signal?: AbortSignal
 }
 
+/**
+ * A streamed reply: iterate it, or ask for the whole reply it adds up to.
+ * @since 0.2.0 @category models
+ */
+export interface ReplyStream<A> extends AsyncIterable<A> {
+  /**
+   * Reads the stream to its end and resolves the `ChatCompletion` its deltas
+   * add up to (the same as `complete`'s), with the stream's typed error
+   * otherwise. Use it instead of iterating; to do both, give each delta to a
+   * `Chat.accumulator()` in the loop.
+   */
+  readonly final: () => Promise<ChatCompletion>
+}
+
 /** @since 0.1.0 @category models */
 export interface Client {
   /** The whole reply; rejects with the tagged error itself (`_tag`, `message`). */
   readonly complete: (request: ChatRequestInput, options?: CallOptions) => Promise<ChatCompletion>
-  /** The reply's text pieces as they arrive. `break` closes the connection. */
-  readonly stream: (request: ChatRequestInput, options?: CallOptions) => AsyncIterable<string>
-  /** The reply's `ChatDelta` objects (text, `finishReason`, `usage`, `server`). */
-  readonly streamDeltas: (request: ChatRequestInput, options?: CallOptions) => AsyncIterable<ChatDelta>
+  /** The text pieces of choice 0 as they arrive. `break` closes the connection. */
+  readonly stream: (request: ChatRequestInput, options?: CallOptions) => ReplyStream<string>
+  /**
+   * The reply's `ChatDelta` objects, one per piece and choice: text,
+   * reasoning, tool-call fragments, refusal, logprobs, `finishReason`,
+   * `usage`, the chunk and the `server`.
+   */
+  readonly streamDeltas: (request: ChatRequestInput, options?: CallOptions) => ReplyStream<ChatDelta>
   /** Each server's circuit state, consecutive failures and last latency. */
   readonly health: () => Promise<ReadonlyArray<ServerHealth>>
   /** Closes the transport's connections. */
@@ -196,6 +215,32 @@ export const make = (options: Options, transport: Layer.Layer<HttpClient.HttpCli
     }
   })
 
+  const replyStream = <A>(
+    request: ChatRequestInput,
+    call: CallOptions,
+    pick: (delta: ChatDelta) => A | undefined
+  ): ReplyStream<A> => {
+    // Each iteration is a call of its own: one stream is read once, by a loop or by `final`.
+    let used = false
+    const once = () => {
+      if (used) throw new Error("easychat: a reply stream is read once, by one for await or by final()")
+      used = true
+    }
+    const deltas = iterate(request, call, pick)
+    return {
+      [Symbol.asyncIterator]: () => {
+        once()
+        return deltas[Symbol.asyncIterator]()
+      },
+      final: async () => {
+        once()
+        const reply = Chat.accumulator()
+        for await (const delta of iterate(request, call, (delta) => delta)) reply.add(delta)
+        return reply.get()
+      }
+    }
+  }
+
   return {
     complete: async (request, call = {}) => {
       const { signal } = call
@@ -206,9 +251,9 @@ export const make = (options: Options, transport: Layer.Layer<HttpClient.HttpCli
       )
       return unwrap(exit, signal)
     },
-    streamDeltas: (request, call = {}) => iterate(request, call, (delta) => delta),
+    streamDeltas: (request, call = {}) => replyStream(request, call, (delta) => delta),
     stream: (request, call = {}) =>
-      iterate(request, call, (delta) => (delta.content === "" ? undefined : delta.content)),
+      replyStream(request, call, (delta) => (delta.content === "" || delta.choice !== 0 ? undefined : delta.content)),
     health: () => runtime.runPromise(Effect.flatMap(chat, (c) => c.pool.health)),
     close: () => runtime.dispose()
   }

@@ -14,7 +14,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
-import type { ChatCompletion, ChatDelta, ChatRequestInput, Message } from "./Chat.js"
+import type { ChatCompletion, ChatDelta, ChatRequestInput, Message, StreamOptions } from "./Chat.js"
 import type { EasyChatError, InvalidRequest } from "./Errors.js"
 import * as internal from "./internal/engine.js"
 import { resolve } from "./internal/settings.js"
@@ -43,9 +43,12 @@ export interface CreateCompletionParams {
 export interface Service {
   /** The whole reply. */
   readonly complete: (request: ChatRequestInput) => Effect.Effect<ChatCompletion, EasyChatError>
-  /** The reply as it arrives, one `ChatDelta` per piece. */
-  readonly stream: (request: ChatRequestInput) => Stream.Stream<ChatDelta, EasyChatError>
-  /** The original's shape: text pieces (one piece when `stream` is false). */
+  /**
+   * The reply as it arrives, one `ChatDelta` per piece and choice; `Chat.collect`
+   * turns it into the `ChatCompletion` that `complete` returns.
+   */
+  readonly stream: (request: ChatRequestInput, options?: StreamOptions) => Stream.Stream<ChatDelta, EasyChatError>
+  /** The original's shape: text pieces of choice 0 (one piece when `stream` is false). */
   readonly createCompletion: (params: CreateCompletionParams) => Stream.Stream<string, EasyChatError>
   readonly pool: ServerPool.Service
 }
@@ -86,8 +89,8 @@ export const make = (
         if (active_server !== undefined) request.activeServer = active_server
         return stream
           ? engine.stream(request).pipe(
-              Stream.map((delta) => delta.content),
-              Stream.filter((text) => text.length > 0)
+              Stream.filter((delta) => delta.choice === 0 && delta.content.length > 0),
+              Stream.map((delta) => delta.content)
             )
           : Stream.fromEffect(Effect.map(engine.complete(request), (reply) => reply.content))
       },

@@ -70,6 +70,12 @@ export interface Options {
   /** The largest whole (non-stream) reply or error body read, in bytes (default 8 MiB). */
   readonly maxReplySize?: number
   /**
+   * Body fields sent when the caller does not send them (a caller's `null`
+   * leaves one out). The EasyChat preset sends the original's sampling
+   * defaults; the other presets send nothing the caller did not send.
+   */
+  readonly defaults?: Readonly<Record<string, unknown>>
+  /**
    * Headers that depend on the server (the browser-like `origin` and
    * `referer` of the EasyChat preset). `headers` override them.
    */
@@ -117,8 +123,21 @@ export const browserHeaders = (server: string): Readonly<Record<string, string>>
 })
 
 /**
+ * The original provider's sampling fields, sent by the EasyChat preset when
+ * the caller does not send them.
+ * @since 0.2.0 @category constants
+ */
+export const easyChatDefaults: Readonly<Record<string, unknown>> = {
+  temperature: 0.5,
+  presence_penalty: 0,
+  frequency_penalty: 0,
+  top_p: 1
+}
+
+/**
  * The original EasyChat provider: seven public mirrors, browser-like headers,
- * cookies from `GET /`, model `gpt-3.5-turbo`.
+ * cookies from `GET /`, model `gpt-3.5-turbo`, and its sampling defaults
+ * (`temperature` 0.5, penalties 0, `top_p` 1).
  * @since 0.1.0 @category presets
  */
 export const easyChat: Options = {
@@ -127,6 +146,7 @@ export const easyChat: Options = {
   model: "gpt-3.5-turbo",
   cookieInit: "best-effort",
   strategy: "random",
+  defaults: easyChatDefaults,
   serverHeaders: browserHeaders
 }
 
@@ -139,7 +159,7 @@ const jsonHeaders = (): Readonly<Record<string, string>> => ({
  * A plain OpenAI-compatible server (vLLM, llama.cpp, Ollama, LM Studio, a
  * gateway): `{baseUrl}/v1/chat/completions` — or `{baseUrl}/chat/completions`
  * when `baseUrl` already ends in a path such as `/v1` —, an optional bearer
- * key, no cookie initialisation.
+ * key, no cookie initialisation, no sampling defaults.
  * @since 0.1.0 @category presets
  */
 export const openAICompatible = (baseUrl: string, options: Options = {}): Options => {
@@ -151,6 +171,7 @@ export const openAICompatible = (baseUrl: string, options: Options = {}): Option
     model: "gpt-3.5-turbo",
     cookieInit: "off",
     strategy: "random",
+    defaults: {},
     serverHeaders: jsonHeaders,
     ...options
   }
@@ -159,7 +180,7 @@ export const openAICompatible = (baseUrl: string, options: Options = {}): Option
 /**
  * A self-hosted NextChat. Its access code travels as
  * `Authorization: Bearer nk-<code>`; an `apiKey` (the user's own upstream
- * key) is sent as it is.
+ * key) is sent as it is. No sampling defaults.
  * @since 0.1.0 @category presets
  */
 export const nextChat = (baseUrl: string, options: Options = {}): Options => ({
@@ -168,6 +189,7 @@ export const nextChat = (baseUrl: string, options: Options = {}): Options => ({
   model: "gpt-3.5-turbo",
   cookieInit: "off",
   strategy: "random",
+  defaults: {},
   serverHeaders: jsonHeaders,
   ...options
 })

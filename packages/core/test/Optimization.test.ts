@@ -45,7 +45,8 @@ describe("optimized code across a full GC", () => {
       expect(out).toMatch(new RegExp(`completed optimizing .*<JSFunction ${name} .*TURBOFAN`))
     }
     const thrownAway = thrownAwayAtGc(out)
-    expect(thrownAway).toContain("controlRead")
+    // The control's reader, or its constructor when V8 inlined the reader into its loop.
+    expect(thrownAway.some((name) => name === "controlRead" || name === "Shape")).toBe(true)
     expect(thrownAway.filter((name) => name !== undefined && DECODE_PATH.includes(name))).toEqual([])
   }, 90_000)
 })

@@ -132,10 +132,15 @@ describe("chunk decoder properties", () => {
           expect(deltas.map((d) => d.content).join("")).toBe(text)
           const finishes = deltas.flatMap((d) => (d.finishReason ? [d.finishReason] : []))
           expect(finishes.at(-1)).toBe("stop")
-          // Role-only, null-content, tool-call and unknown chunks carry no delta.
-          expect(deltas.every((d) => d.content !== "" || d.finishReason !== undefined || d.usage !== undefined)).toBe(
-            true
-          )
+          // Role-only, null-content and unknown chunks carry no delta; a tool-call chunk is a delta of its fragment.
+          expect(
+            deltas.every(
+              (d) =>
+                d.content !== "" || d.finishReason !== undefined || d.usage !== undefined || d.toolCalls !== undefined
+            )
+          ).toBe(true)
+          const args = finishing.flatMap((c) => (c.kind === "tool" ? [c.args] : []))
+          expect(deltas.flatMap((d) => (d.toolCalls ? [d.toolCalls[0]!.function!.arguments] : []))).toEqual(args)
           const usages = finishing.flatMap((c) => (c.kind === "usage" ? [c.tokens] : []))
           expect(deltas.flatMap((d) => (d.usage ? [d.usage.completion_tokens] : []))).toEqual(usages)
         }
@@ -386,15 +391,38 @@ describe("the usual chunk's fast path", () => {
     if (body.choices !== undefined && !Array.isArray(body.choices)) {
       return { error: { _tag: "DecodeError", reason: "InvalidChunk" } }
     }
-    const choice: unknown = (body.choices as Array<unknown> | undefined)?.[0]
-    const delta = isObject(choice) && isObject(choice.delta) ? choice.delta : undefined
-    const content = typeof delta?.content === "string" ? delta.content : ""
-    const finishReason = isObject(choice) && typeof choice.finish_reason === "string" ? choice.finish_reason : undefined
-    const usage = isObject(body.usage) ? body.usage : undefined
-    if (content === "" && finishReason === undefined && usage === undefined) return { deltas: [] }
-    return {
-      deltas: [{ content, ...(finishReason !== undefined ? { finishReason } : {}), ...(usage ? { usage } : {}) }]
+    // One delta per choice that carries something; the usage on the first, or on a delta of its own.
+    const choices = Array.isArray(body.choices) ? body.choices : []
+    const nonEmpty = (u: unknown): u is string => typeof u === "string" && u !== ""
+    const deltas: Array<Record<string, unknown>> = []
+    for (const [i, choice] of choices.entries()) {
+      if (!isObject(choice)) return { error: { _tag: "DecodeError", reason: "InvalidChunk" } }
+      const delta = isObject(choice.delta) ? choice.delta : {}
+      const out: Record<string, unknown> = {
+        choice: Number.isInteger(choice.index) ? choice.index : i,
+        content: typeof delta.content === "string" ? delta.content : ""
+      }
+      const reasoning = nonEmpty(delta.reasoning_content) ? delta.reasoning_content : delta.reasoning
+      if (nonEmpty(reasoning)) out.reasoning = reasoning
+      if (Array.isArray(delta.reasoning_details) && delta.reasoning_details.length > 0)
+        out.reasoningDetails = delta.reasoning_details
+      if (Array.isArray(delta.tool_calls) && delta.tool_calls.length > 0) out.toolCalls = delta.tool_calls
+      if (isObject(delta.function_call)) {
+        out.functionCall = delta.function_call
+        out.toolCalls ??= [{ index: 0, function: delta.function_call }]
+      }
+      if (nonEmpty(delta.refusal)) out.refusal = delta.refusal
+      if (choice.logprobs !== undefined && choice.logprobs !== null) out.logprobs = choice.logprobs
+      if (typeof choice.finish_reason === "string") out.finishReason = choice.finish_reason
+      if (Object.keys(out).length > 2 || out.content !== "") deltas.push(out)
     }
+    if (isObject(body.usage)) {
+      const first = choices[0]
+      if (deltas.length === 0)
+        deltas.push({ choice: isObject(first) && Number.isInteger(first.index) ? first.index : 0, content: "" })
+      deltas[0]!.usage = body.usage
+    }
+    return { deltas }
   }
 
   const around = (data: string) => {
@@ -438,7 +466,11 @@ describe("the usual chunk's fast path", () => {
           } else {
             expect(result._tag).toBe("Right")
             const deltas = result._tag === "Right" ? result.right : []
-            expect(deltas.map(({ server: _, ...d }) => d)).toEqual([{ content: "<" }, ...want.deltas, { content: ">" }])
+            expect(deltas.map(({ server: _, ...d }) => d)).toEqual([
+              { choice: 0, content: "<" },
+              ...want.deltas!,
+              { choice: 0, content: ">" }
+            ])
           }
         }
       ),

@@ -19,7 +19,7 @@ import * as Runtime from "effect/Runtime"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Tracer from "effect/Tracer"
-import { type ChatCompletion, type ChatDelta, type ChatRequest, validate } from "../Chat.js"
+import { type ChatCompletion, type ChatDelta, type ChatRequest, type StreamOptions, validate } from "../Chat.js"
 import {
   AllServersFailed,
   type Attempt,
@@ -39,9 +39,20 @@ import {
 import type * as ServerPool from "../ServerPool.js"
 import { isRequestFault } from "../ServerPool.js"
 import * as Sse from "../Sse.js"
+import { makeAccumulator } from "./accumulate.js"
 import * as Body from "./body.js"
 import { makeCookieStore } from "./cookies.js"
-import { completionOf, DONE, excerpt, parseJson, serverMessage, stepOf, upstreamFromBody } from "./reply.js"
+import {
+  carries,
+  completionOf,
+  Delta,
+  DONE,
+  excerpt,
+  parseJson,
+  serverMessage,
+  stepOf,
+  upstreamFromBody
+} from "./reply.js"
 import type { Settings } from "./settings.js"
 
 /** How much of one call's stream has reached the caller. */
@@ -156,9 +167,9 @@ export interface Call extends Waiting {
 
 export interface Engine {
   readonly complete: (request: unknown) => Effect.Effect<ChatCompletion, EasyChatError>
-  readonly stream: (request: unknown) => Stream.Stream<ChatDelta, EasyChatError>
+  readonly stream: (request: unknown, options?: StreamOptions) => Stream.Stream<ChatDelta, EasyChatError>
   /** `stream` without a `Stream` between the reads and the caller, for the Promise facade. */
-  readonly open: (request: unknown, scope: Scope.Scope) => Effect.Effect<Call>
+  readonly open: (request: unknown, scope: Scope.Scope, every?: boolean) => Effect.Effect<Call>
 }
 
 /** The engine behind each `EasyChat` service, for the Promise facade. */
@@ -269,6 +280,8 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
   // `traceparent`/`b3` headers are not what a browser sends to a mirror.
   const http = HttpClient.withTracerDisabledWhen(transport, () => true)
   const cookies = makeCookieStore()
+  const defaulted = new Set(settings.defaults.map(([name]) => name))
+  const isDefaulted = (name: string, value: unknown) => value === null && defaulted.has(name)
   const initLocks = new Map<string, Effect.Semaphore>()
   const { timeouts, maxEventSize } = settings
   const millis = (d: Duration.Duration) => Duration.toMillis(d)
@@ -478,27 +491,15 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
   }
 
   const chatRequest = (server: string, request: ChatRequest, stream: boolean, now: number) => {
-    const {
-      messages,
-      activeServer: _,
-      stream: __,
-      model,
-      temperature,
-      presence_penalty,
-      frequency_penalty,
-      top_p,
-      ...extra
-    } = request
-    const body = {
-      messages,
-      stream,
-      model: model ?? settings.model,
-      temperature: temperature ?? 0.5,
-      presence_penalty: presence_penalty ?? 0,
-      frequency_penalty: frequency_penalty ?? 0,
-      top_p: top_p ?? 1,
-      ...extra
+    const { messages, activeServer: _, stream: __, model, ...extra } = request
+    const body: Record<string, unknown> = { messages, stream, model: model ?? settings.model }
+    // A preset's default goes where the caller sent nothing; the caller's `null` leaves it out.
+    for (const [name, value] of settings.defaults) {
+      if (!Object.hasOwn(extra, name)) body[name] = value
+      else if (extra[name] !== null) body[name] = extra[name]
     }
+    for (const name in extra)
+      if (!Object.hasOwn(body, name) && !isDefaulted(name, extra[name])) body[name] = extra[name]
     const url = `${server}${settings.path}`
     const headers = baseHeaders(server, url, now)
     if (!stream && headers.accept === "text/event-stream") headers.accept = "application/json"
@@ -616,7 +617,8 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
     delivered: Delivered,
     limit: Limit,
     clock: Clock.Clock,
-    watchdog: Watchdog
+    watchdog: Watchdog,
+    every: boolean
   ): { readonly attach: (response: HttpClientResponse.HttpClientResponse) => Effect.Effect<Reader> } => {
     const decoder = Sse.makeDecoder({ maxEventSize })
     // Read when the body arrives: a 401 or 403 before it re-initialises the server's cookies.
@@ -670,18 +672,38 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
             )
           : Effect.die(error)
       )
+    // With `every`, deltas that carry nothing wait here until one that does: an attempt that fails
+    // before its first delta must leave nothing with the caller.
+    let held: Array<ChatDelta> | undefined
+    const deliver = (delta: Delta) => {
+      if (every && delivered.deltas === 0 && !carries(delta)) {
+        ;(held ??= []).push(delta)
+        return
+      }
+      if (held !== undefined) {
+        for (const h of held) queue.push(h)
+        held = undefined
+      }
+      if (delta.finishReason !== undefined) finished = true
+      delivered.deltas++
+      delivered.characters += delta.content.length
+      queue.push(delta)
+    }
     // Returns true at `[DONE]`.
     const run = (events: ReadonlyArray<Sse.SseEvent>): boolean => {
       for (let i = 0; i < events.length; i++) {
-        const delta = stepOf(server, events[i]!, secrets)
-        if (delta === undefined) continue
-        if (delta === DONE) return true
-        if (delta.finishReason !== undefined) finished = true
-        delivered.deltas++
-        delivered.characters += delta.content.length
-        queue.push(delta)
+        const step = stepOf(server, events[i]!, secrets, every)
+        if (step === undefined) continue
+        if (step === DONE) return true
+        if (Array.isArray(step)) for (const delta of step) deliver(delta)
+        else deliver(step)
       }
       return false
+    }
+    /** The end of the body: what is held reaches the caller. */
+    const flush = () => {
+      if (held !== undefined) for (const h of held) queue.push(h)
+      held = undefined
     }
     const sink: Body.Sink = {
       chunk: (bytes) => {
@@ -694,6 +716,7 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
             const slice = bytes.length <= maxEventSize ? bytes : bytes.subarray(at, at + maxEventSize)
             if (run(decoder.push(slice))) {
               // `[DONE]`: the rest of the body is read and dropped so that the connection is reused.
+              flush()
               stop = END
               body?.release()
               break
@@ -715,6 +738,7 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
         if (stop !== undefined) return
         try {
           const done = run(decoder.end())
+          if (done || finished) flush()
           stop =
             done || finished
               ? END
@@ -816,7 +840,7 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
   ): Stream.Stream<ChatDelta, AttemptError> =>
     Stream.fromPull(
       Effect.tap(
-        Effect.suspend(() => makeReader(server, delivered, limit, clock, watchdog).attach(response)),
+        Effect.suspend(() => makeReader(server, delivered, limit, clock, watchdog, false).attach(response)),
         (reader) => Effect.addFinalizer(() => Effect.sync(reader.close))
       ).pipe(Effect.map((reader) => reader.pull))
     )
@@ -858,13 +882,14 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
     start: number,
     limit: Limit,
     watchdog: Watchdog,
-    span: Tracer.Span | undefined
+    span: Tracer.Span | undefined,
+    every: boolean
   ): Effect.Effect<{ readonly reader: Reader; readonly latency: number }, AttemptError> =>
     Effect.gen(function* () {
       // The reader, made while the server works on the request.
       let made: ReturnType<typeof makeReader> | undefined
       const makeOnce = () => {
-        made ??= makeReader(server, delivered, limit, clock, watchdog)
+        made ??= makeReader(server, delivered, limit, clock, watchdog, every)
         return made
       }
       // Cookie initialisation and the headers count against the first token and the total too.
@@ -893,18 +918,24 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
       const latency = clock.unsafeCurrentTimeMillis() - start
       const contentType = contentTypeOf(response)
       if (isEventStream(contentType)) {
-        // A server that streams anyway: join its deltas.
-        const deltas = yield* Stream.runCollect(decodeBody(server, response, joined, limit, clock, watchdog))
-        let content = ""
-        let finishReason: string | undefined
-        let usage: ChatCompletion["usage"]
-        for (const d of deltas) {
-          content += d.content
-          finishReason = d.finishReason ?? finishReason
-          usage = d.usage ?? usage
-        }
+        // A server that streams anyway: its deltas add up to the reply, within `maxReplySize`.
+        const reply = makeAccumulator()
+        let size = 0
+        const tooLarge = new DecodeError({
+          reason: "EventTooLarge",
+          detail: `the whole reply is larger than maxReplySize (${settings.maxReplySize} bytes)`,
+          server
+        })
+        yield* Stream.runForEachChunk(decodeBody(server, response, joined, limit, clock, watchdog), (batch) => {
+          for (const delta of batch) {
+            size += Delta.text(delta).length
+            if (size > settings.maxReplySize) return Effect.fail(tooLarge)
+            reply.add(delta)
+          }
+          return Effect.void
+        })
         yield* pool.onSuccess(server, latency)
-        return { content, finishReason, usage, model: undefined, server }
+        return reply.get()
       }
       if (!isJson(contentType)) return yield* unexpected(server, response, "application/json")
       const read = yield* Effect.timeoutFail(readText(server, response, settings.maxReplySize), {
@@ -926,13 +957,7 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
         return yield* new NoResponse({ server, detail: "the reply has no choices" })
       }
       yield* pool.onSuccess(server, latency)
-      return {
-        content: reply.content,
-        finishReason: reply.finishReason,
-        usage: reply.usage,
-        model: reply.model,
-        server
-      }
+      return reply.reply
     })
 
   /** The validated request and the server it is pinned to, if any (no Effect: it runs before every call). */
@@ -961,7 +986,7 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
    * the next one. One `Stream` step per batch and no operator per attempt:
    * the fixed cost of a call is most of its time to first delta.
    */
-  const openCall = (input: unknown, scope: Scope.Scope): Effect.Effect<Call> =>
+  const openCall = (input: unknown, scope: Scope.Scope, every = false): Effect.Effect<Call> =>
     Effect.gen(function* () {
       const clock = yield* Effect.clock
       const traced = (yield* Effect.tracer) !== silentTracer
@@ -1043,7 +1068,7 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
             const limit = limitFor(clock, start, callEnd, delivered)
             const watchdog = makeWatchdog(clock, scope, nextWait(limit))
             attempt = { server, number, span, watchdog, reader: undefined, latency: 0 }
-            const attempting = openAttempt(server, request, delivered, clock, start, limit, watchdog, span)
+            const attempting = openAttempt(server, request, delivered, clock, start, limit, watchdog, span, every)
             // Under a tracer, what the attempt makes (the cookie request's spans, log lines) is the attempt's.
             return Effect.matchEffect(span === undefined ? attempting : Effect.withParentSpan(attempting, span), {
               onFailure: onAttemptError,
@@ -1087,11 +1112,11 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
 
   // One channel step per batch: `Stream.fromPull` adds an `unwrap`, an `Option`
   // and a tuple to each step, and costs more to start (time to first delta).
-  const stream = (input: unknown): Stream.Stream<ChatDelta, EasyChatError> =>
+  const stream = (input: unknown, options?: StreamOptions): Stream.Stream<ChatDelta, EasyChatError> =>
     Stream.fromChannel(
       Channel.unwrapScoped(
         Effect.map(
-          Effect.flatMap(Effect.scope, (scope) => openCall(input, scope)),
+          Effect.flatMap(Effect.scope, (scope) => openCall(input, scope, options?.everyChunk === true)),
           ({ pull }) => {
             const loop: Channel.Channel<
               Chunk.Chunk<ChatDelta>,

@@ -1,4 +1,4 @@
-import type { ChatDelta, Usage } from "../Chat.js"
+import type { ChatChoice, ChatCompletion, ChatDelta, ToolCall, ToolCallDelta, Usage } from "../Chat.js"
 import { DecodeError, UpstreamError } from "../Errors.js"
 import type { SseEvent } from "../Sse.js"
 
@@ -83,12 +83,14 @@ export const parseJson = (server: string, text: string): unknown => {
 }
 
 // The usual chunk, `{..., "choices": [{..., "delta": {..., "content": "text", ...}, ...}], ...}`
-// with no error, no usage, no finish reason and only plain values beside, is
+// with no error, no usage, no finish reason, choice index 0 and only plain values beside, is
 // read by one regular expression: about 3× faster than JSON.parse on such a
 // chunk, and it builds no objects. The expression only matches valid JSON
 // (the grammar of RFC 8259 for strings, numbers and whitespace; keys without
 // escapes; each special key at most once), so what it returns is what
-// JSON.parse would give; anything else goes to JSON.parse.
+// JSON.parse would give; anything else goes to JSON.parse. Fields that carry
+// something besides text (reasoning, tool calls, a refusal, logprobs, another
+// choice) are special: they may only be `null` here.
 const WS = "[ \\t\\n\\r]*"
 const CHAR = '[^"\\\\\\x00-\\x1f]'
 const STRING = `"${CHAR}*(?:\\\\(?:["\\\\/bfnrt]|u[0-9a-fA-F]{4})${CHAR}*)*"`
@@ -97,8 +99,14 @@ const SCALAR = `(?:${STRING}|-?(?:0|[1-9][0-9]*)(?:\\.[0-9]+)?(?:[eE][+-]?[0-9]+
 const plain = (special: string) => `(?:(?!"(?:${special})")"${CHAR}*"${WS}:${WS}${SCALAR})`
 /** `items` with `special` exactly once among them. */
 const around = (item: string, special: string) => `(?:${item}${WS},${WS})*${special}(?:${WS},${WS}${item})*`
-const DELTA = `\\{${WS}${around(plain("content"), `"content"${WS}:${WS}(${STRING})`)}${WS}\\}`
-const CHOICE = `\\{${WS}${around(`(?:${plain("delta|finish_reason")}|"finish_reason"${WS}:${WS}null)`, `"delta"${WS}:${WS}${DELTA}`)}${WS}\\}`
+/** Keys that must be `null` for the usual chunk (`names` joined by `|`). */
+const nullOnly = (names: string) => `"(?:${names})"${WS}:${WS}null`
+const CARRIERS = "reasoning_content|reasoning|reasoning_details|refusal|tool_calls|function_call"
+const DELTA = `\\{${WS}${around(`(?:${plain(`content|${CARRIERS}`)}|${nullOnly(CARRIERS)})`, `"content"${WS}:${WS}(${STRING})`)}${WS}\\}`
+const CHOICE = `\\{${WS}${around(
+  `(?:${plain("delta|finish_reason|index|logprobs")}|${nullOnly("finish_reason|logprobs")}|"index"${WS}:${WS}0)`,
+  `"delta"${WS}:${WS}${DELTA}`
+)}${WS}\\}`
 const USUAL_CHUNK = new RegExp(
   `^${WS}\\{${WS}${around(
     `(?:${plain("choices|error|usage")}|"(?:error|usage)"${WS}:${WS}null)`,
@@ -118,43 +126,152 @@ export const usualContent = (data: string): string | undefined => {
   return text.includes("\\") ? (JSON.parse(text) as string) : text.slice(1, -1)
 }
 
+type Chunk = Readonly<Record<string, unknown>>
+
 /**
- * A delta, made by a constructor rather than an object literal. V8 may decide
+ * A delta, made by `new` rather than as an object literal. V8 may decide
  * from a literal's allocation site to allocate all its objects in old space
  * (it did in about half of the processes, after a short reply whose deltas
  * were all still queued at a scavenge); each old delta then keeps its young
  * text alive until the next full GC, and a long Effect `Stream` grew by
- * 60–80 MiB. Objects made by `new` are never allocated that way. The
- * prototype is `Object.prototype`: a delta stays a plain object to its users
- * (`toStrictEqual`, `isPlainObject`, what `console.log` prints).
+ * 60–80 MiB. Objects made by `new` are never allocated that way. The chunk
+ * is kept as its text and parsed when first read: the usual chunk never is.
  */
-const Delta = function (this: { content: string; server: string }, content: string, server: string) {
-  this.content = content
-  this.server = server
-} as unknown as new (
-  content: string,
-  server: string
-) => { readonly content: string; readonly server: string; finishReason?: string; usage?: Usage }
-Delta.prototype = Object.prototype
+export class Delta implements ChatDelta {
+  declare reasoning?: string
+  declare reasoningDetails?: ReadonlyArray<unknown>
+  declare toolCalls?: ReadonlyArray<ToolCallDelta>
+  declare functionCall?: { readonly name?: string; readonly arguments?: string }
+  declare refusal?: string
+  declare logprobs?: unknown
+  declare finishReason?: string
+  declare usage?: Usage
+  readonly choice: number
+  readonly content: string
+  readonly server: string
+  readonly #data: string
+  #chunk: Chunk | undefined
+  constructor(choice: number, content: string, server: string, data: string, chunk: Chunk | undefined) {
+    this.choice = choice
+    this.content = content
+    this.server = server
+    this.#data = data
+    this.#chunk = chunk
+  }
+  /** The server's chunk object, parsed from its text when first read. */
+  get chunk(): Chunk {
+    if (this.#chunk === undefined) this.#chunk = JSON.parse(this.#data) as Chunk
+    return this.#chunk
+  }
+  /** The chunk's JSON text, as the server sent it. */
+  static text(delta: ChatDelta): string {
+    return delta instanceof Delta ? delta.#data : JSON.stringify(delta.chunk)
+  }
+}
 // One delta for the life of the module, so that a full GC between two replies
 // does not collect the deltas' hidden class and with it the code optimized for
 // it (see the decoder's `resident` in sse.ts, and why it is exported).
 /** @internal */
-export const resident = new Delta("", "")
+export const resident = new Delta(0, "", "", "{}", undefined)
+
+/** Whether a delta carries anything: text, reasoning, tool calls, a refusal, logprobs, a finish reason or usage. */
+export const carries = (d: ChatDelta): boolean =>
+  d.content !== "" ||
+  d.finishReason !== undefined ||
+  d.usage !== undefined ||
+  d.reasoning !== undefined ||
+  d.toolCalls !== undefined ||
+  d.refusal !== undefined ||
+  d.logprobs !== undefined ||
+  d.reasoningDetails !== undefined
 
 /** `[DONE]`: the end of the reply. */
 export const DONE = "[DONE]"
 
-/** What one SSE event means for the reply: the end, a delta (no wrapper: one object per event is enough), or nothing. */
-export type Step = typeof DONE | ChatDelta | undefined
+/**
+ * What one SSE event means for the reply: the end, a delta (no wrapper: one
+ * object per event is enough), the deltas of a chunk with several choices,
+ * or nothing.
+ */
+export type Step = typeof DONE | Delta | Array<Delta> | undefined
+
+const nonEmpty = (u: unknown): u is string => typeof u === "string" && u !== ""
+
+/** Tool-call fragments as sent; one without an index (some servers) takes its position. */
+const fragmentsOf = (calls: ReadonlyArray<unknown>): ReadonlyArray<ToolCallDelta> => {
+  for (const call of calls) if (!isObject(call) || !Number.isInteger(call.index)) return calls.map(indexed)
+  return calls as ReadonlyArray<ToolCallDelta>
+}
+const indexed = (call: unknown, position: number): ToolCallDelta =>
+  isObject(call) && Number.isInteger(call.index)
+    ? (call as unknown as ToolCallDelta)
+    : ({ ...(isObject(call) ? call : {}), index: position } as ToolCallDelta)
+
+/** The delta of one choice of a chunk, or `undefined` when it carries nothing. */
+const choiceDelta = (server: string, chunk: Chunk, data: string, choice: Record<string, unknown>, position: number) => {
+  const delta = isObject(choice.delta) ? choice.delta : undefined
+  const index = Number.isInteger(choice.index) ? (choice.index as number) : position
+  const out = new Delta(index, typeof delta?.content === "string" ? delta.content : "", server, data, chunk)
+  if (delta !== undefined) {
+    const reasoning = nonEmpty(delta.reasoning_content) ? delta.reasoning_content : delta.reasoning
+    if (nonEmpty(reasoning)) out.reasoning = reasoning
+    if (Array.isArray(delta.reasoning_details) && delta.reasoning_details.length > 0) {
+      out.reasoningDetails = delta.reasoning_details
+    }
+    if (Array.isArray(delta.tool_calls) && delta.tool_calls.length > 0) out.toolCalls = fragmentsOf(delta.tool_calls)
+    if (isObject(delta.function_call)) {
+      out.functionCall = delta.function_call
+      out.toolCalls ??= [{ index: 0, function: delta.function_call }]
+    }
+    if (nonEmpty(delta.refusal)) out.refusal = delta.refusal
+  }
+  if (choice.logprobs !== undefined && choice.logprobs !== null) out.logprobs = choice.logprobs
+  if (typeof choice.finish_reason === "string") out.finishReason = choice.finish_reason
+  return carries(out) ? out : undefined
+}
 
 /**
- * Turns one SSE event into a step: `[DONE]`, a delta with text, finish reason
- * or usage, or nothing (role-only and null-content chunks carry no text).
- * Throws the typed error for errors sent inside the stream and for chunks
- * that are not JSON objects.
+ * The deltas of a parsed chunk: one per choice that carries something, the
+ * chunk's `usage` on the first of them (or on a delta of its own). With
+ * `every`, a chunk that carries nothing still gives one empty delta.
  */
-export const stepOf = (server: string, event: SseEvent, secrets: ReadonlyArray<string>): Step => {
+const chunkDeltas = (server: string, chunk: Chunk, data: string, every: boolean): Step => {
+  const choices = chunk.choices
+  if (choices !== undefined && !Array.isArray(choices)) {
+    throw new DecodeError({ reason: "InvalidChunk", detail: "choices must be an array", server })
+  }
+  let first: Delta | undefined
+  let more: Array<Delta> | undefined
+  const count = Array.isArray(choices) ? choices.length : 0
+  for (let i = 0; i < count; i++) {
+    const choice: unknown = choices![i]
+    if (!isObject(choice)) {
+      throw new DecodeError({ reason: "InvalidChunk", detail: `choices[${i}] must be an object`, server })
+    }
+    const delta = choiceDelta(server, chunk, data, choice, i)
+    if (delta === undefined) continue
+    if (first === undefined) first = delta
+    else (more ??= [first]).push(delta)
+  }
+  if (isObject(chunk.usage)) {
+    first ??= new Delta(firstIndex(choices), "", server, data, chunk)
+    first.usage = chunk.usage as Usage
+  }
+  if (first === undefined && every) return new Delta(firstIndex(choices), "", server, data, chunk)
+  return more ?? first
+}
+const firstIndex = (choices: unknown): number => {
+  const choice: unknown = Array.isArray(choices) ? choices[0] : undefined
+  return isObject(choice) && Number.isInteger(choice.index) ? (choice.index as number) : 0
+}
+
+/**
+ * Turns one SSE event into a step: `[DONE]`, the delta(s) of a chunk, or
+ * nothing (a chunk that carries nothing, such as a role-only one; with
+ * `every`, an empty delta instead). Throws the typed error for errors sent
+ * inside the stream and for chunks that are not JSON objects.
+ */
+export const stepOf = (server: string, event: SseEvent, secrets: ReadonlyArray<string>, every = false): Step => {
   const data = event.data
   if (data === "[DONE]") return DONE
   if (event.event === "error") {
@@ -170,54 +287,90 @@ export const stepOf = (server: string, event: SseEvent, secrets: ReadonlyArray<s
     )
   }
   const usual = usualContent(data)
-  if (usual !== undefined) return usual === "" ? undefined : new Delta(usual, server)
+  if (usual !== undefined) return usual === "" && !every ? undefined : new Delta(0, usual, server, data, undefined)
   const chunk = parseJson(server, data)
   if (!isObject(chunk)) {
     throw new DecodeError({ reason: "InvalidChunk", detail: `a chunk must be a JSON object: ${excerpt(data)}`, server })
   }
   const upstream = upstreamFromBody(server, chunk, secrets)
   if (upstream !== undefined) throw upstream
-  const choices = chunk.choices
-  const usage = isObject(chunk.usage) ? (chunk.usage as Usage) : undefined
-  if (choices !== undefined && !Array.isArray(choices)) {
-    throw new DecodeError({ reason: "InvalidChunk", detail: "choices must be an array", server })
+  return chunkDeltas(server, chunk, data, every)
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] }
+
+const toolCallOf = (call: unknown): ToolCall => {
+  const c = isObject(call) ? call : {}
+  const fn = isObject(c.function) ? c.function : {}
+  return {
+    id: typeof c.id === "string" ? c.id : "",
+    type: typeof c.type === "string" ? c.type : "function",
+    function: {
+      name: typeof fn.name === "string" ? fn.name : "",
+      arguments:
+        typeof fn.arguments === "string" ? fn.arguments : fn.arguments === undefined ? "" : JSON.stringify(fn.arguments)
+    }
   }
-  const choice: unknown = choices?.[0]
-  const delta = isObject(choice) && isObject(choice.delta) ? choice.delta : undefined
-  const content = typeof delta?.content === "string" ? delta.content : ""
-  const finishReason = isObject(choice) && typeof choice.finish_reason === "string" ? choice.finish_reason : undefined
-  if (content === "" && finishReason === undefined && usage === undefined) return undefined
-  const out = new Delta(content, server)
-  if (finishReason !== undefined) out.finishReason = finishReason
-  if (usage !== undefined) out.usage = usage
+}
+
+/** One choice of a whole reply. */
+const choiceOf = (choice: unknown, position: number): ChatChoice => {
+  const c = isObject(choice) ? choice : {}
+  const message = isObject(c.message) ? c.message : {}
+  const out: Mutable<ChatChoice> = {
+    index: Number.isInteger(c.index) ? (c.index as number) : position,
+    content: typeof message.content === "string" ? message.content : "",
+    finishReason: typeof c.finish_reason === "string" ? c.finish_reason : undefined
+  }
+  const reasoning = nonEmpty(message.reasoning_content) ? message.reasoning_content : message.reasoning
+  if (nonEmpty(reasoning)) out.reasoning = reasoning
+  if (Array.isArray(message.tool_calls) && message.tool_calls.length > 0) {
+    out.toolCalls = message.tool_calls.map(toolCallOf)
+  }
+  if (isObject(message.function_call)) {
+    const call = toolCallOf({ function: message.function_call })
+    out.functionCall = call.function
+    out.toolCalls ??= [call]
+  }
+  if (nonEmpty(message.refusal)) out.refusal = message.refusal
+  if (c.logprobs !== undefined && c.logprobs !== null) out.logprobs = c.logprobs
   return out
 }
 
-/** The content of a whole `chat.completion` reply. */
+/**
+ * A `chat.completion` body as a `ChatCompletion`: every choice in index
+ * order, choice 0's fields on top, the metadata, and the body itself as `raw`.
+ */
+export const replyOf = (server: string, body: unknown): ChatCompletion => {
+  const b = isObject(body) ? body : {}
+  const choices = (Array.isArray(b.choices) ? b.choices : []).map(choiceOf).sort((x, y) => x.index - y.index)
+  const top = choices.find((c) => c.index === 0) ?? choices[0]
+  const { index: _, ...fields } = top ?? { index: 0, content: "", finishReason: undefined }
+  const out: Mutable<ChatCompletion> = {
+    ...fields,
+    choices,
+    usage: isObject(b.usage) ? (b.usage as Usage) : undefined,
+    model: typeof b.model === "string" ? b.model : undefined,
+    raw: body,
+    server
+  }
+  if (typeof b.id === "string") out.id = b.id
+  if (typeof b.created === "number") out.created = b.created
+  if (typeof b.system_fingerprint === "string") out.systemFingerprint = b.system_fingerprint
+  return out
+}
+
+/** A whole `chat.completion` reply: the reply, the error it holds, or no choices at all. */
 export const completionOf = (
   server: string,
   body: unknown,
   secrets: ReadonlyArray<string>
 ):
-  | {
-      readonly _tag: "Reply"
-      content: string
-      finishReason: string | undefined
-      usage: Usage | undefined
-      model: string | undefined
-    }
-  | { readonly _tag: "Error"; error: UpstreamError }
+  | { readonly _tag: "Reply"; readonly reply: ChatCompletion }
+  | { readonly _tag: "Error"; readonly error: UpstreamError }
   | { readonly _tag: "NoChoices" } => {
   const error = upstreamFromBody(server, body, secrets)
   if (error !== undefined) return { _tag: "Error", error }
   if (!isObject(body) || !Array.isArray(body.choices) || body.choices.length === 0) return { _tag: "NoChoices" }
-  const choice: unknown = body.choices[0]
-  const message = isObject(choice) && isObject(choice.message) ? choice.message : undefined
-  return {
-    _tag: "Reply",
-    content: typeof message?.content === "string" ? message.content : "",
-    finishReason: isObject(choice) && typeof choice.finish_reason === "string" ? choice.finish_reason : undefined,
-    usage: isObject(body.usage) ? (body.usage as Usage) : undefined,
-    model: typeof body.model === "string" ? body.model : undefined
-  }
+  return { _tag: "Reply", reply: replyOf(server, body) }
 }

@@ -30,6 +30,8 @@ export interface Settings {
   }
   readonly maxEventSize: number
   readonly maxReplySize: number
+  /** Body fields sent when the caller sends none (a caller's `null` leaves one out). */
+  readonly defaults: ReadonlyArray<readonly [string, unknown]>
 }
 
 const fail = (field: string, rule: string) => Either.left(new InvalidRequest({ field, rule }))
@@ -172,6 +174,7 @@ export const resolve = (options: Options = {}): Either.Either<Settings, InvalidR
         total: yield* duration(o.timeouts?.total, "10 minutes", "timeouts.total")
       },
       maxEventSize,
-      maxReplySize
+      maxReplySize,
+      defaults: Object.entries(o.defaults ?? {})
     }
   })

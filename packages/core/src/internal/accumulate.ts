@@ -1,0 +1,141 @@
+import type { Accumulator, ChatDelta } from "../Chat.js"
+import { replyOf } from "./reply.js"
+
+type Fields = Record<string, unknown>
+
+const isObject = (u: unknown): u is Fields => typeof u === "object" && u !== null && !Array.isArray(u)
+
+/** Text fields of a message delta that are pieces of one string. */
+const TEXT = new Set(["content", "refusal", "reasoning_content", "reasoning"])
+
+/** A tool-call fragment (or a legacy `function_call`) added to the call it continues. */
+const mergeCall = (call: Fields, fragment: Fields) => {
+  for (const key in fragment) {
+    const value = fragment[key]
+    if (key === "function" && isObject(value)) {
+      const fn = isObject(call.function) ? call.function : (call.function = {})
+      mergeFunction(fn, value)
+    } else if (key !== "index" || call.index === undefined) call[key] = value
+  }
+}
+const mergeFunction = (fn: Fields, fragment: Fields) => {
+  for (const key in fragment) {
+    const value = fragment[key]
+    if (key === "arguments" && typeof value === "string") {
+      fn.arguments = (typeof fn.arguments === "string" ? fn.arguments : "") + value
+    } else if (key === "name" && typeof value === "string") {
+      // Servers repeat the name on each fragment, or send it once: it is not a piece.
+      if (typeof fn.name !== "string" || fn.name === "") fn.name = value
+    } else fn[key] = value
+  }
+}
+
+/** A chunk's message delta added to the message it continues (openai-node's rules, reasoning joined too). */
+const mergeDelta = (message: Fields, calls: Array<Fields>, delta: Fields) => {
+  for (const key in delta) {
+    const value = delta[key]
+    if (TEXT.has(key)) {
+      if (typeof value === "string") message[key] = (typeof message[key] === "string" ? message[key] : "") + value
+      else if (!(key in message)) message[key] = value
+    } else if (key === "tool_calls" && Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) {
+        const fragment: unknown = value[i]
+        if (!isObject(fragment)) continue
+        const index = Number.isInteger(fragment.index) ? (fragment.index as number) : i
+        mergeCall((calls[index] ??= { index }), fragment)
+      }
+    } else if (key === "function_call" && isObject(value)) {
+      const fn = isObject(message.function_call) ? message.function_call : (message.function_call = {})
+      mergeFunction(fn, value)
+    } else if (key === "reasoning_details" && Array.isArray(value)) {
+      message[key] = [...(Array.isArray(message[key]) ? message[key] : []), ...value]
+    } else if (value !== null || !(key in message)) message[key] = value
+  }
+}
+
+const mergeLogprobs = (choice: Fields, logprobs: Fields) => {
+  const into = isObject(choice.logprobs) ? choice.logprobs : (choice.logprobs = {})
+  for (const key in logprobs) {
+    const value = logprobs[key]
+    if (Array.isArray(value)) into[key] = [...(Array.isArray(into[key]) ? into[key] : []), ...value]
+    else if (value !== null || !(key in into)) into[key] = value
+  }
+}
+
+interface Choice {
+  readonly fields: Fields
+  readonly message: Fields
+  readonly calls: Array<Fields>
+}
+
+/**
+ * Adds chunks up into the `chat.completion` object they stream, and reads it
+ * as `replyOf` reads a whole reply. The deltas of one chunk share it: each
+ * chunk is added once.
+ */
+export const makeAccumulator = (): Accumulator => {
+  const top: Fields = {}
+  const choices = new Map<number, Choice>()
+  let usage: unknown
+  let last: object | undefined
+  let server = ""
+  const addChunk = (chunk: Readonly<Fields>) => {
+    for (const key in chunk) {
+      const value = chunk[key]
+      if (key === "choices" || key === "object") continue
+      if (key === "usage") {
+        if (isObject(value)) usage = value
+      } else top[key] = value
+    }
+    const list = Array.isArray(chunk.choices) ? chunk.choices : []
+    for (let i = 0; i < list.length; i++) {
+      const c: unknown = list[i]
+      if (!isObject(c)) continue
+      const index = Number.isInteger(c.index) ? (c.index as number) : i
+      let choice = choices.get(index)
+      if (choice === undefined) {
+        choice = { fields: { index, logprobs: null, finish_reason: null }, message: { role: "assistant" }, calls: [] }
+        choices.set(index, choice)
+      }
+      for (const key in c) {
+        const value = c[key]
+        if (key === "index") continue
+        if (key === "delta") {
+          if (isObject(value)) mergeDelta(choice.message, choice.calls, value)
+        } else if (key === "logprobs") {
+          if (isObject(value)) mergeLogprobs(choice.fields, value)
+        } else if (value !== null || !(key in choice.fields)) choice.fields[key] = value
+      }
+    }
+  }
+  const body = (): Fields => {
+    const out: Fields = { ...top, object: "chat.completion" }
+    out.choices = [...choices.values()]
+      .sort((a, b) => (a.fields.index as number) - (b.fields.index as number))
+      .map(({ fields, message, calls }) => {
+        const whole: Fields = { ...message }
+        const joined = calls.filter((call) => call !== undefined)
+        if (joined.length > 0) {
+          // A whole reply's calls have no `index`: their place in the array is it.
+          whole.tool_calls = joined.map(({ index: _, ...call }) => ({
+            ...call,
+            ...(isObject(call.function) ? { function: { ...call.function } } : {})
+          }))
+        }
+        if (isObject(message.function_call)) whole.function_call = { ...message.function_call }
+        return { ...fields, message: whole }
+      })
+    if (usage !== undefined) out.usage = usage
+    return out
+  }
+  return {
+    add: (delta: ChatDelta) => {
+      server = delta.server
+      const chunk = delta.chunk
+      if (chunk === last) return
+      last = chunk
+      addChunk(chunk)
+    },
+    get: () => replyOf(server, body())
+  }
+}
