@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import type { FaultPlan } from "./Fault.js"
+import type { Fixture } from "./Fixtures.js"
 import * as reply from "./internal/reply.js"
 
 /**
@@ -61,7 +62,10 @@ export interface MirrorOptions {
    * `"Echo: <last user message>\nThis reply comes from the easychat test mirror."`.
    */
   readonly reply?: string | ((request: RecordedRequest) => string)
-  /** Characters (code points) per content delta. Default 4, about one token. */
+  /**
+   * Characters (code points) per content delta. Default 4, about one token.
+   * With `fixtureSplit: "bytes"`: bytes per write of a fixture's stream.
+   */
   readonly chunkSize?: number
   /**
    * An exact number of content deltas: the reply's pieces repeat cyclically to
@@ -110,6 +114,23 @@ export interface MirrorOptions {
    * `-Methods` and `-Expose-Headers: Retry-After` to every answer.
    */
   readonly cors?: boolean | { readonly origin?: string }
+  /**
+   * Answer chat completions with a recorded reply instead of the generated one
+   * (see `Fixtures`): its `stream` text for a `stream: true` request
+   * (`text/event-stream; charset=utf-8`), else its `whole` text
+   * (`application/json`), byte for byte. `reply`, `chunkSize`, `deltas`, `usage`
+   * and `model` then do not apply; faults, access code, cookies, `batch`,
+   * `delayMs` and `headersDelayMs` do. Stream faults count the fixture's SSE
+   * events (comments included) as their `afterDeltas`. A function picks the
+   * fixture per request (e.g. `Fixtures.toolLoop`).
+   */
+  readonly fixture?: Fixture | ((request: RecordedRequest) => Fixture)
+  /**
+   * How a fixture's stream is written: `"events"` (default), one SSE event per
+   * write (`batch` events with `batch`); `"bytes"`, `chunkSize` bytes per write
+   * (default 4), cut through lines and multi-byte characters, to test decoders.
+   */
+  readonly fixtureSplit?: "events" | "bytes"
   /** Faults of chat-completion requests (see `Fault`). */
   readonly fault?: FaultPlan
   /**

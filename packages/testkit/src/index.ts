@@ -13,6 +13,13 @@
 export * as Fault from "./Fault.js"
 
 /**
+ * Byte-exact replies of real servers (tool calls, reasoning, refusals, logprobs), to serve from a mirror.
+ *
+ * @since 0.2.0
+ */
+export * as Fixtures from "./Fixtures.js"
+
+/**
  * What a mirror does: options, recorded requests, default reply, SSE builders.
  *
  * @since 0.1.0

@@ -39,6 +39,7 @@ import { batchSteps, type StreamStep } from "./internal/reply.js"
 import type { MirrorOptions, RecordedRequest, ResponseClosed } from "./Mirror.js"
 
 export type { Fault, FaultPlan } from "./Fault.js"
+export type { Fixture } from "./Fixtures.js"
 export type { MirrorOptions, RecordedRequest, ResponseClosed } from "./Mirror.js"
 
 /**

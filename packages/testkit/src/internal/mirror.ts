@@ -3,14 +3,18 @@
 // only carry that answer out, so both behave the same.
 import type { Fault, FaultPlan } from "../Fault.js"
 import { nextChatUpstreamDown } from "../Fault.js"
+import type { Fixture } from "../Fixtures.js"
 import type { MirrorOptions, RecordedRequest } from "../Mirror.js"
 import {
   completionObject,
   defaultReply,
   encode,
+  fixtureSteps,
   type StreamFault,
   type StreamStep,
+  splitBytes,
   splitReply,
+  sseEventTexts,
   streamFaultKinds,
   streamSteps,
   usageOf
@@ -266,6 +270,12 @@ export class Mirror<X extends object = {}> {
     }
 
     const body = request.body as { model?: unknown; stream?: unknown; stream_options?: unknown }
+    const gzip = fault?.kind === "gzip" && acceptsGzip(request)
+    const streamFault = fault !== undefined && streamFaultKinds.has(fault.kind) ? (fault as StreamFault) : undefined
+    const wantsStream = body.stream === true && fault?.kind !== "wrong-content-type-stream"
+    const fixture = typeof options.fixture === "function" ? options.fixture(request) : options.fixture
+    if (fixture !== undefined) return this.fixtureAnswer(fixture, wantsStream, streamFault, gzip)
+
     const text = typeof options.reply === "function" ? options.reply(request) : (options.reply ?? defaultReply(request))
     const pieces = splitReply(text, options.chunkSize ?? 4, options.deltas)
     const meta = {
@@ -275,9 +285,8 @@ export class Mirror<X extends object = {}> {
     }
     const usageMode = options.usage ?? "on-request"
     const usage = usageMode === "never" ? undefined : usageOf(request, pieces.length)
-    const gzip = fault?.kind === "gzip" && acceptsGzip(request)
 
-    if (body.stream !== true || fault?.kind === "wrong-content-type-stream") {
+    if (!wantsStream) {
       return {
         ...whole(200, jsonType, json(completionObject(meta, pieces.join(""), usage))),
         gzip
@@ -289,20 +298,35 @@ export class Mirror<X extends object = {}> {
         typeof body.stream_options === "object" &&
         body.stream_options !== null &&
         (body.stream_options as { include_usage?: unknown }).include_usage === true)
-    const streamFault = fault !== undefined && streamFaultKinds.has(fault.kind) ? (fault as StreamFault) : undefined
     return {
       _tag: "Stream",
       status: 200,
-      headers: [
-        ["content-type", "text/event-stream; charset=utf-8"],
-        ["cache-control", "no-cache"]
-      ],
+      headers: streamType,
       steps: streamSteps({ meta, pieces, usage: includeUsage ? usage : undefined, fault: streamFault }),
       gzip,
       delayMs: 0
     }
   }
+
+  // A recorded reply goes out as recorded: the text is never re-serialized.
+  private fixtureAnswer(fixture: Fixture, stream: boolean, fault: StreamFault | undefined, gzip: boolean): Answer {
+    if (!stream) return { ...whole(200, jsonType, encode(fixture.whole)), gzip }
+    const events = fixtureSteps(sseEventTexts(fixture.stream), fault)
+    return {
+      _tag: "Stream",
+      status: 200,
+      headers: streamType,
+      steps: this.options.fixtureSplit === "bytes" ? splitBytes(events, this.options.chunkSize ?? 4) : events,
+      gzip,
+      delayMs: 0
+    }
+  }
 }
+
+const streamType: ReadonlyArray<Header> = [
+  ["content-type", "text/event-stream; charset=utf-8"],
+  ["cache-control", "no-cache"]
+]
 
 const jsonType: ReadonlyArray<Header> = [["content-type", "application/json"]]
 

@@ -276,3 +276,102 @@ export function* batchSteps(steps: Iterable<StreamStep>, batch: number): Generat
   }
   if (pending.length > 0) yield concatBytes(pending)
 }
+
+// ---------------------------------------------------------------------------
+// fixtures: recorded SSE text served as is
+
+/**
+ * SSE text cut into its events, each with its blank line (a comment such as
+ * `: keep-alive` is an event of its own); text after the last blank line, a
+ * stream cut short, is a last event.
+ */
+export const sseEventTexts = (text: string): Array<string> => {
+  const events: Array<string> = []
+  let start = 0
+  for (let end = text.indexOf("\n\n", start); end >= 0; end = text.indexOf("\n\n", start)) {
+    events.push(text.slice(start, end + 2))
+    start = end + 2
+  }
+  if (start < text.length) events.push(text.slice(start))
+  return events
+}
+
+/** The `data` of an event (its `data:` lines joined), `undefined` for a comment. */
+export const eventData = (event: string): string | undefined => {
+  const lines = event.split("\n").filter((line) => line.startsWith("data:"))
+  return lines.length === 0 ? undefined : lines.map((line) => line.slice(5).replace(/^ /, "")).join("\n")
+}
+
+const parsedChunks = (events: ReadonlyArray<string>): Array<unknown> =>
+  events.map((event) => {
+    const data = eventData(event)
+    if (data === undefined || data === "[DONE]") return undefined
+    try {
+      return JSON.parse(data)
+    } catch {
+      return undefined
+    }
+  })
+
+const hasFinish = (chunk: unknown): boolean =>
+  Array.isArray((chunk as { choices?: unknown } | undefined)?.choices) &&
+  (chunk as { choices: Array<{ finish_reason?: unknown } | null> }).choices.some(
+    (choice) => choice?.finish_reason !== undefined && choice?.finish_reason !== null
+  )
+
+/**
+ * The events of a fixture's stream, with a stream fault applied. `afterDeltas`
+ * counts events here (comments included) and defaults to 1; `no-done-no-finish`
+ * cuts by default before the first event that carries a `finish_reason`.
+ */
+export function* fixtureSteps(events: ReadonlyArray<string>, fault: StreamFault | undefined): Generator<StreamStep> {
+  const chunks = parsedChunks(events)
+  const first = chunks.find((chunk) => chunk !== undefined) as Partial<ChunkMeta> | undefined
+  // Injected chunks (invalid-utf8, oversize-event) carry the fixture's own metadata.
+  const meta: ChunkMeta = {
+    id: typeof first?.id === "string" ? first.id : defaultMeta.id,
+    created: typeof first?.created === "number" ? first.created : defaultMeta.created,
+    model: typeof first?.model === "string" ? first.model : defaultMeta.model
+  }
+  const finishAt = chunks.findIndex(hasFinish)
+  const at =
+    fault === undefined || fault.kind === "no-done" || fault.kind === "no-trailing-blank-line"
+      ? -1
+      : Math.min(
+          fault.afterDeltas ?? (fault.kind === "no-done-no-finish" ? (finishAt < 0 ? events.length : finishAt) : 1),
+          events.length
+        )
+  for (let i = 0; i <= events.length; i++) {
+    if (i === at && fault !== undefined) {
+      if ((yield* inject(fault, meta)) === "end") return
+    }
+    if (i === events.length) break
+    const event = events[i]!
+    if (fault?.kind === "no-done" && eventData(event) === "[DONE]") continue
+    const last = i === events.length - 1
+    yield encode(fault?.kind === "no-trailing-blank-line" && last ? event.replace(/\n+$/, "") : event)
+  }
+}
+
+/**
+ * The bytes of the steps re-cut into pieces of `size` bytes, across event
+ * boundaries and through multi-byte characters; a control step first flushes
+ * what is pending.
+ */
+export function* splitBytes(steps: Iterable<StreamStep>, size: number): Generator<StreamStep, void> {
+  const width = Math.max(1, Math.floor(size))
+  let pending: Uint8Array = new Uint8Array(0)
+  for (const step of steps) {
+    if (typeof step === "string") {
+      if (pending.length > 0) yield pending
+      pending = new Uint8Array(0)
+      yield step
+      continue
+    }
+    const bytes = pending.length === 0 ? step : concatBytes([pending, step])
+    let offset = 0
+    for (; offset + width <= bytes.length; offset += width) yield bytes.subarray(offset, offset + width)
+    pending = bytes.subarray(offset)
+  }
+  if (pending.length > 0) yield pending
+}
