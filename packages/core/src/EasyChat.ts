@@ -39,6 +39,13 @@ export interface CreateCompletionParams {
   readonly [key: string]: unknown
 }
 
+/** @since 0.2.0 @category models */
+export type ForwardRequest = internal.ForwardRequest
+/** @since 0.2.0 @category models */
+export type Forwarded = internal.Forwarded
+/** @since 0.2.0 @category models */
+export type ServerModels = internal.ServerModels
+
 /** @since 0.1.0 @category models */
 export interface Service {
   /** The whole reply. */
@@ -50,6 +57,16 @@ export interface Service {
   readonly stream: (request: ChatRequestInput, options?: StreamOptions) => Stream.Stream<ChatDelta, EasyChatError>
   /** The original's shape: text pieces of choice 0 (one piece when `stream` is false). */
   readonly createCompletion: (params: CreateCompletionParams) => Stream.Stream<string, EasyChatError>
+  /**
+   * Another endpoint of the same API (`/embeddings`, `/completions`, ...,
+   * relative to the chat path without `/chat/completions`) through the pool:
+   * the same choice, cookies, headers, breakers and failover as a chat call
+   * until the answer's status and content type are checked, then its body
+   * as the server sends it.
+   */
+  readonly forward: (request: internal.ForwardRequest) => Effect.Effect<internal.Forwarded, EasyChatError>
+  /** Each server's `GET {apiBase}/models` list (`undefined` for a server without one). */
+  readonly models: Effect.Effect<ReadonlyArray<internal.ServerModels>>
   readonly pool: ServerPool.Service
 }
 
@@ -83,6 +100,8 @@ export const make = (
     const service: Service = {
       complete: engine.complete,
       stream: engine.stream,
+      forward: engine.forward,
+      models: engine.models,
       createCompletion: ({ model, messages, stream, active_server, ...kwargs }) => {
         const request: Record<string, unknown> = { ...kwargs, messages }
         if (model !== undefined) request.model = model

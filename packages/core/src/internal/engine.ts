@@ -28,6 +28,7 @@ import {
   type EasyChatError,
   HttpStatusError,
   type InvalidRequest,
+  InvalidRequest as InvalidRequestError,
   isEasyChatError,
   NoResponse,
   type Phase,
@@ -165,7 +166,30 @@ export interface Call extends Waiting {
   readonly start: Pull
 }
 
+/** A request to another endpoint of the API, relative to its base (`/embeddings`). */
+export interface ForwardRequest {
+  readonly endpoint: string
+  readonly body: unknown
+  readonly stream?: boolean
+}
+
+/** The checked answer of a forwarded request, its body still to be read. */
+export interface Forwarded {
+  readonly server: string
+  readonly status: number
+  readonly contentType: string
+  readonly body: Stream.Stream<Uint8Array, EasyChatError>
+}
+
+/** What one server reports at `GET {apiBase}/models`. */
+export interface ServerModels {
+  readonly server: string
+  readonly models: ReadonlyArray<Readonly<Record<string, unknown>>> | undefined
+}
+
 export interface Engine {
+  readonly forward: (request: ForwardRequest) => Effect.Effect<Forwarded, EasyChatError>
+  readonly models: Effect.Effect<ReadonlyArray<ServerModels>>
   readonly complete: (request: unknown) => Effect.Effect<ChatCompletion, EasyChatError>
   readonly stream: (request: unknown, options?: StreamOptions) => Stream.Stream<ChatDelta, EasyChatError>
   /** `stream` without a `Stream` between the reads and the caller, for the Promise facade. */
@@ -1172,5 +1196,116 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
     )
   }
 
-  return { complete, stream, open: openCall }
+  /** The API's base path: the chat path without `/chat/completions` (`/v1`, `/api/openai/v1`). */
+  const apiBase = settings.path.replace(/\/chat\/completions\/?$/, "")
+
+  /** One attempt of a forwarded request: cookies, the request (a 401/403 re-initialises cookies once), checks. */
+  const forwardAttempt = (server: string, request: ForwardRequest) =>
+    Effect.gen(function* () {
+      const url = `${server}${apiBase}${request.endpoint}`
+      const build = (now: number) => {
+        const headers = baseHeaders(server, url, now)
+        headers.accept = request.stream === true ? "text/event-stream" : "application/json"
+        if (settings.authorization !== undefined) headers.authorization = Redacted.value(settings.authorization)
+        return HttpClientRequest.post(url, { headers }).pipe(
+          HttpClientRequest.bodyText(JSON.stringify(request.body), "application/json")
+        )
+      }
+      if (settings.cookieInit !== "off") yield* initCookies(server)
+      let response = yield* execute(server, build(yield* Clock.currentTimeMillis))
+      if ((response.status === 401 || response.status === 403) && settings.cookieInit !== "off") {
+        yield* drain(server, response)
+        cookies.invalidate(server)
+        yield* initCookies(server)
+        response = yield* execute(server, build(yield* Clock.currentTimeMillis))
+      }
+      if (response.status < 200 || response.status >= 300)
+        return yield* Effect.flatMap(statusError(server, response), Effect.fail)
+      const contentType = contentTypeOf(response)
+      if (request.stream === true ? !isEventStream(contentType) : !isJson(contentType)) {
+        if (request.stream === true && isJson(contentType)) return yield* jsonInsteadOfStream(server, response)
+        return yield* unexpected(server, response, request.stream === true ? "text/event-stream" : "application/json")
+      }
+      return response
+    })
+
+  /**
+   * Another endpoint of the API (`/embeddings`, `/completions`, ...) through the pool: the same
+   * choice, cookies, headers, breakers and failover as a chat call, until the answer's status and
+   * content type are checked; then its body as it comes, each gap bounded by the idle timeout.
+   */
+  const forward = (request: ForwardRequest): Effect.Effect<Forwarded, EasyChatError> => {
+    let current = ""
+    return Effect.gen(function* () {
+      if (!/^\/[A-Za-z0-9/_.-]*$/.test(request.endpoint) || request.endpoint.includes("..")) {
+        return yield* new InvalidRequestError({ field: "endpoint", rule: "must be a path such as /embeddings" })
+      }
+      const pinned = settings.activeServer
+      const tried = new Set<string>()
+      const attempts: Array<Attempt> = []
+      while (attempts.length < settings.maxAttempts) {
+        const chosen = yield* pool.choose(tried, pinned)
+        if (Option.isNone(chosen)) break
+        const server = chosen.value
+        const number = attempts.length + 1
+        tried.add(server)
+        current = server
+        const start = yield* Clock.currentTimeMillis
+        const result = yield* forwardAttempt(server, request).pipe(
+          Effect.tapError((error) =>
+            isRequestFault(error) ? pool.onFailure(server, error) : afterFailure(server, error, attempts, number)
+          ),
+          Effect.ensuring(pool.release(server)),
+          Effect.either
+        )
+        if (result._tag === "Left") {
+          if (isRequestFault(result.left)) return yield* result.left
+          continue
+        }
+        const response = result.right
+        yield* pool.onSuccess(server, (yield* Clock.currentTimeMillis) - start)
+        const body = response.stream.pipe(
+          Stream.mapError(
+            (e): EasyChatError => new StreamInterrupted({ server, deltas: 0, characters: 0, detail: describe(e) })
+          ),
+          Stream.timeoutFail(() => timeoutOf(server, "idle"), timeouts.idle)
+        )
+        return { server, status: response.status, contentType: contentTypeOf(response), body }
+      }
+      return yield* new AllServersFailed({ attempts })
+    }).pipe(
+      Effect.timeoutFail({ duration: timeouts.total, onTimeout: () => timeoutOf(current, "total") }),
+      Effect.withSpan("easychat.forward", { captureStackTrace: false })
+    )
+  }
+
+  /** Each server's `GET {apiBase}/models` list; `undefined` for a server without one (or down). */
+  const models = Effect.forEach(
+    settings.servers,
+    (server) =>
+      Effect.gen(function* () {
+        const url = `${server}${apiBase}/models`
+        const headers = baseHeaders(server, url, yield* Clock.currentTimeMillis)
+        delete headers["content-type"]
+        headers.accept = "application/json"
+        if (settings.authorization !== undefined) headers.authorization = Redacted.value(settings.authorization)
+        const response = yield* execute(server, HttpClientRequest.get(url, { headers }))
+        if (response.status < 200 || response.status >= 300 || !isJson(contentTypeOf(response))) {
+          yield* drain(server, response)
+          return { server, models: undefined }
+        }
+        const read = yield* readText(server, response, settings.maxReplySize)
+        const body: unknown = read.truncated ? undefined : JSON.parse(read.text)
+        const data = typeof body === "object" && body !== null ? (body as { data?: unknown }).data : undefined
+        return {
+          server,
+          models: Array.isArray(data)
+            ? data.filter((m): m is Record<string, unknown> => typeof m === "object" && m !== null)
+            : undefined
+        }
+      }).pipe(Effect.orElseSucceed(() => ({ server, models: undefined }))),
+    { concurrency: "unbounded" }
+  )
+
+  return { complete, stream, open: openCall, forward, models }
 }
