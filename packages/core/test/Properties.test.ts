@@ -512,7 +512,21 @@ describe("the usual chunk's fast path", () => {
     if (!Array.isArray(body.choices) || !isObject(body.choices[0]) || !isObject(body.choices[0].delta)) return undefined
     const choice = body.choices[0]
     if (typeof choice.finish_reason === "string") return undefined
-    const content = (choice.delta as Record<string, unknown>).content
+    // Another choice, logprobs, or anything a delta carries besides text: never the usual chunk.
+    if (body.choices.length !== 1 || ("index" in choice && choice.index !== 0)) return undefined
+    if (choice.logprobs !== undefined && choice.logprobs !== null) return undefined
+    const delta = choice.delta as Record<string, unknown>
+    for (const key of [
+      "reasoning_content",
+      "reasoning",
+      "reasoning_details",
+      "refusal",
+      "tool_calls",
+      "function_call"
+    ]) {
+      if (delta[key] !== undefined && delta[key] !== null) return undefined
+    }
+    const content = delta.content
     return typeof content === "string" ? content : undefined
   }
   // Text a character or a token away from a usual chunk, drawn from the edges of the grammar: the
@@ -533,7 +547,21 @@ describe("the usual chunk's fast path", () => {
             '"finish_reason":null',
             '"finish_reason":"stop"'
           ),
-          fc.constantFrom('"con\\u0074ent":"e"', '"index":0', '"choices":[]')
+          fc.constantFrom('"con\\u0074ent":"e"', '"index":0', '"choices":[]'),
+          fc.constantFrom(
+            '"reasoning_content":"r"',
+            '"reasoning_content":null',
+            '"reasoning":"r"',
+            '"tool_calls":[]',
+            '"tool_calls":null',
+            '"refusal":"no"',
+            '"refusal":null',
+            '"function_call":{}',
+            '"index":1',
+            '"index":0.0',
+            '"logprobs":{}',
+            '"logprobs":null'
+          )
         ),
         { maxLength: 3 }
       ),
@@ -605,7 +633,17 @@ describe("the usual chunk's fast path", () => {
       '{"choices":[{"delta":{"content":"a\\x"}}]}',
       '{"choices":[{"delta":{"content":"a"}}],}',
       '{"choices":[{"delta":{"content":"a"}}]}x',
-      `{"choices":[{"delta":{"content":"${"a".repeat(5000)}"}}]}`
+      `{"choices":[{"delta":{"content":"${"a".repeat(5000)}"}}]}`,
+      // Chunks that carry more than text: reasoning, tool calls, a refusal, logprobs, another choice.
+      '{"choices":[{"delta":{"content":"","reasoning_content":"think"}}]}',
+      '{"choices":[{"delta":{"content":"a","reasoning":"think"}}]}',
+      '{"choices":[{"delta":{"content":"","tool_calls":[{"index":0}]}}]}',
+      '{"choices":[{"delta":{"content":"","refusal":"no"}}]}',
+      '{"choices":[{"delta":{"content":"","function_call":{"name":"f"}}}]}',
+      '{"choices":[{"delta":{"content":"a","reasoning_details":[]}}]}',
+      '{"choices":[{"index":1,"delta":{"content":"a"}}]}',
+      '{"choices":[{"delta":{"content":"a"},"logprobs":{"content":[]}}]}',
+      '{"choices":[{"delta":{"content":"a","reasoning_content":null,"reasoning_content":"x"}}]}'
     ]) {
       expect(usualContent(data), data.slice(0, 60)).toBeUndefined()
     }
