@@ -48,8 +48,36 @@ const mergeDelta = (message: Fields, calls: Array<Fields>, delta: Fields) => {
       const fn = isObject(message.function_call) ? message.function_call : (message.function_call = {})
       mergeFunction(fn, value)
     } else if (key === "reasoning_details" && Array.isArray(value)) {
-      message[key] = [...(Array.isArray(message[key]) ? message[key] : []), ...value]
+      const details = Array.isArray(message[key]) ? (message[key] as Array<unknown>) : (message[key] = [])
+      for (const detail of value) mergeDetail(details, detail)
     } else if (value !== null || !(key in message)) message[key] = value
+  }
+}
+
+/**
+ * An OpenRouter `reasoning_details` entry: one with the `index` and `type` of an entry already there
+ * continues it (its text pieces joined), as the whole reply holds one entry per index.
+ */
+const mergeDetail = (details: Array<unknown>, detail: unknown) => {
+  const same =
+    isObject(detail) && Number.isInteger(detail.index)
+      ? details.find((d): d is Fields => isObject(d) && d.index === detail.index && d.type === detail.type)
+      : undefined
+  if (same === undefined || !isObject(detail)) {
+    details.push(isObject(detail) ? { ...detail } : detail)
+    return
+  }
+  for (const key in detail) {
+    const value = detail[key]
+    if (
+      typeof value === "string" &&
+      typeof same[key] === "string" &&
+      key !== "type" &&
+      key !== "format" &&
+      key !== "id"
+    )
+      same[key] = same[key] + value
+    else if (value !== null || !(key in same)) same[key] = value
   }
 }
 
