@@ -43,19 +43,19 @@ const chat = Command.make(
     system: Options.text("system").pipe(Options.withDescription("A system prompt."), Options.optional),
     temperature: Options.float("temperature").pipe(
       Options.withAlias("t"),
-      Options.withDescription("Sampling temperature, 0 to 2 (default 0.5)."),
+      Options.withDescription("Sampling temperature, 0 to 2 (default: the server's; 0.5 with --preset easychat)."),
       Options.optional
     ),
     topP: Options.float("top-p").pipe(
-      Options.withDescription("Nucleus sampling, 0 to 1 (default 1)."),
+      Options.withDescription("Nucleus sampling, 0 to 1 (default: the server's; 1 with --preset easychat)."),
       Options.optional
     ),
     presencePenalty: Options.float("presence-penalty").pipe(
-      Options.withDescription("-2 to 2 (default 0)."),
+      Options.withDescription("-2 to 2 (default: the server's; 0 with --preset easychat)."),
       Options.optional
     ),
     frequencyPenalty: Options.float("frequency-penalty").pipe(
-      Options.withDescription("-2 to 2 (default 0)."),
+      Options.withDescription("-2 to 2 (default: the server's; 0 with --preset easychat)."),
       Options.optional
     ),
     maxTokens: Options.integer("max-tokens").pipe(
@@ -65,9 +65,14 @@ const chat = Command.make(
     noStream: Options.boolean("no-stream").pipe(
       Options.withDescription("Ask for the whole reply at once instead of a stream.")
     ),
+    noReasoning: Options.boolean("no-reasoning").pipe(
+      Options.withDescription(
+        "Do not show the model's reasoning (shown before the answer: dimmed on a terminal, else as lines starting with [reasoning]). --json keeps it."
+      )
+    ),
     json: Options.boolean("json").pipe(
       Options.withDescription(
-        'For scripts: one JSON object per line on stdout, {"type":"delta",...} per delta, then {"type":"result",...} or {"type":"error",...}.'
+        'For scripts: one JSON object per line on stdout, {"type":"delta",...} per delta (with its chunk), then {"type":"result",...} (the whole reply: choices, tool calls, reasoning, raw body, ...) or {"type":"error",...}.'
       )
     )
   },

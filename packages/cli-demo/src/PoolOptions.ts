@@ -1,7 +1,8 @@
 /**
  * The pool options that `chat`, `servers` and `gateway` share: which servers,
- * how to choose among them, timeouts, credentials and the transport; and how
- * they become core `Options` and an `HttpClient` layer.
+ * which preset (headers, cookies, path, sampling defaults), how to choose
+ * among them, timeouts, credentials and the transport; and how they become
+ * core `Options` and an `HttpClient` layer.
  *
  * @since 0.1.0
  */
@@ -17,6 +18,14 @@ import type * as Scope from "effect/Scope"
 import { UsageError } from "./ExitCode.js"
 
 /**
+ * The presets `--preset` chooses from.
+ * @since 0.2.0 @category models
+ */
+export type PresetName = "easychat" | "nextchat" | "openai"
+
+const presetNames: ReadonlyArray<PresetName> = ["easychat", "nextchat", "openai"]
+
+/**
  * The `@effect/cli` options, to spread into a command's config.
  * @since 0.1.0 @category options
  */
@@ -27,6 +36,12 @@ export const options = {
       "A server base URL; repeat for a pool. Default: EASYCHAT_SERVERS, or the EasyChat preset's seven mirrors."
     ),
     Options.repeated
+  ),
+  preset: Options.choice("preset", presetNames).pipe(
+    Options.withDescription(
+      "What the servers are: easychat (the public mirrors: browser-like headers, cookies from GET /, and in chat its sampling defaults), nextchat (a self-hosted NextChat: plain headers, access code) or openai (an OpenAI-compatible server: plain headers, /v1/chat/completions). Default: openai when --path (or EASYCHAT_PATH) is not NextChat's or a --server URL has a path such as /v1; else easychat for the EasyChat mirrors (no --server); else nextchat (--local included)."
+    ),
+    Options.optional
   ),
   pin: Options.text("pin").pipe(
     Options.withDescription("Use only this server of the pool: an index (0-based) or one of its URLs."),
@@ -43,7 +58,7 @@ export const options = {
   ),
   path: Options.text("path").pipe(
     Options.withDescription(
-      "The chat completions path on each server (default /api/openai/v1/chat/completions; use /v1/chat/completions for vLLM, Ollama, ...)."
+      "The chat completions path on each server (default: the preset's, /api/openai/v1/chat/completions or /v1/chat/completions; a path other than NextChat's chooses --preset openai when none is given)."
     ),
     Options.optional
   ),
@@ -88,6 +103,7 @@ export const options = {
  */
 export interface Parsed {
   readonly servers: ReadonlyArray<string>
+  readonly preset: Option.Option<PresetName>
   readonly pin: Option.Option<string>
   readonly strategy: Option.Option<"random" | "round-robin">
   readonly model: Option.Option<string>
@@ -108,6 +124,8 @@ export interface Parsed {
  */
 export interface Pool {
   readonly options: Presets.Options
+  /** The preset the options start from: `--preset`, or the one `defaultPreset` chose. */
+  readonly preset: PresetName
   readonly transport: Layer.Layer<HttpClient.HttpClient>
   readonly local: MirrorServer.MirrorServer | undefined
 }
@@ -119,14 +137,16 @@ export interface Pool {
 export type LocalMirror = MirrorServer.MirrorServerOptions
 
 /**
- * Turns the parsed options (over the environment, over the EasyChat preset)
- * into a pool. `--local` starts the embedded mirror for the scope's lifetime.
+ * Turns the parsed options into a pool: flags over the environment
+ * (`EasyChat.options`), over the preset (`--preset`, or `defaultPreset`).
+ * `--local` starts the embedded mirror for the scope's lifetime.
  * @since 0.1.0 @category constructors
  */
 export const resolve = (parsed: Parsed, local: LocalMirror = {}): Effect.Effect<Pool, UsageError, Scope.Scope> =>
   Effect.gen(function* () {
+    // The environment alone first: its servers and path take part in choosing the preset.
     const env = yield* Effect.mapError(
-      EasyChat.options(Presets.easyChat),
+      EasyChat.options(),
       (error) => new UsageError({ reason: `Invalid environment: ${error.message}` })
     )
     const timeouts = yield* parseTimeouts(parsed.timeouts)
@@ -140,9 +160,13 @@ export const resolve = (parsed: Parsed, local: LocalMirror = {}): Effect.Effect<
           (server) => Effect.promise(() => server.close())
         )
       : undefined
-    const out: { -readonly [K in keyof Presets.Options]: Presets.Options[K] } = { ...env }
-    if (mirror !== undefined) out.servers = [mirror.url]
-    else if (parsed.servers.length > 0) out.servers = parsed.servers
+    const servers =
+      mirror !== undefined ? [mirror.url] : parsed.servers.length > 0 ? parsed.servers : (env.servers ?? [])
+    const path = Option.getOrUndefined(parsed.path) ?? env.path
+    const preset = Option.getOrElse(parsed.preset, () => defaultPreset({ servers, path }))
+    const base = yield* presetOptions(preset, servers)
+    const out: { -readonly [K in keyof Presets.Options]: Presets.Options[K] } = { ...base, ...env }
+    if (servers.length > 0) out.servers = servers
     if (Option.isSome(parsed.pin)) out.activeServer = pinOf(parsed.pin.value)
     if (Option.isSome(parsed.strategy)) out.strategy = parsed.strategy.value
     if (Option.isSome(parsed.model)) out.model = parsed.model.value
@@ -150,8 +174,62 @@ export const resolve = (parsed: Parsed, local: LocalMirror = {}): Effect.Effect<
     if (Option.isSome(parsed.apiKey)) out.apiKey = Redacted.value(parsed.apiKey.value)
     if (Option.isSome(parsed.accessCode)) out.accessCode = Redacted.value(parsed.accessCode.value)
     if (Object.keys(timeouts).length > 0) out.timeouts = timeouts
-    return { options: out, transport, local: mirror }
+    return { options: out, preset, transport, local: mirror }
   })
+
+/** NextChat's chat completions path: that of the EasyChat mirrors and of a self-hosted NextChat. */
+const nextChatPath = "/api/openai/v1/chat/completions"
+
+const urlOf = (text: string): URL | undefined => {
+  try {
+    return new URL(text)
+  } catch {
+    return undefined
+  }
+}
+
+const easyChatMirrors = new Set(Presets.easyChatServers.map((server) => urlOf(server)!.origin))
+
+/**
+ * The preset when `--preset` is not given. Browser-like headers go only to
+ * the mirrors they were made for: `easychat` when the pool is the EasyChat
+ * preset's own mirrors (no servers given, or only those); `openai` when the
+ * path is not NextChat's or a server URL has a path (`http://host:11434/v1`);
+ * `nextchat` for any other server, the embedded mirror of `--local` included.
+ * @since 0.2.0 @category presets
+ */
+export const defaultPreset = (pool: {
+  readonly servers: ReadonlyArray<string>
+  readonly path: string | undefined
+}): PresetName => {
+  if (pool.path !== undefined && pool.path !== nextChatPath) return "openai"
+  const urls = pool.servers.map(urlOf)
+  if (urls.some((url) => url !== undefined && url.pathname !== "/")) return "openai"
+  if (urls.every((url) => url !== undefined && easyChatMirrors.has(url.origin))) return "easychat"
+  return "nextchat"
+}
+
+/**
+ * The core preset of a name. `nextchat` and `openai` are built on the first
+ * server (`openai` takes its path from it: `http://host/v1` gives
+ * `/v1/chat/completions`); the caller replaces their `servers` with the pool.
+ */
+const presetOptions = (
+  preset: PresetName,
+  servers: ReadonlyArray<string>
+): Effect.Effect<Presets.Options, UsageError> => {
+  if (preset === "easychat") return Effect.succeed(Presets.easyChat)
+  if (servers.length === 0) {
+    return Effect.fail(
+      new UsageError({
+        reason: `the ${preset} preset needs servers: give --server URL (or EASYCHAT_SERVERS), or --local`
+      })
+    )
+  }
+  // A server that is not a URL is core's to report, with its index: any URL builds the preset meanwhile.
+  const first = servers.map(urlOf).find((url) => url !== undefined)?.href ?? "http://localhost"
+  return Effect.succeed(preset === "nextchat" ? Presets.nextChat(first) : Presets.openAICompatible(first))
+}
 
 const pinOf = (pin: string): number | string => (/^\d+$/.test(pin) ? Number(pin) : pin)
 

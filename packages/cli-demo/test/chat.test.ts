@@ -47,7 +47,16 @@ describe("easychat chat", () => {
     for (const d of deltas) expect(d).toMatchObject({ type: "delta", server: mirror.url })
     expect(deltas.map((d) => d.content).join("")).toBe(echo("json please"))
     expect(deltas.at(-1).finishReason).toBe("stop")
-    expect(last).toEqual({ type: "result", content: echo("json please"), finishReason: "stop", server: mirror.url })
+    for (const d of deltas) expect(d).toMatchObject({ choice: 0, chunk: { object: "chat.completion.chunk" } })
+    expect(last).toMatchObject({
+      type: "result",
+      content: echo("json please"),
+      finishReason: "stop",
+      choices: [{ index: 0, content: echo("json please"), finishReason: "stop" }],
+      model: "gpt-3.5-turbo",
+      raw: { object: "chat.completion" },
+      server: mirror.url
+    })
   })
 
   it.concurrent("--no-stream asks for the whole reply", async () => {

@@ -70,4 +70,35 @@ describe("easychat gateway", () => {
     expect(result.stderr).toContain("refusing to serve on 0.0.0.0 without a key")
     expect(result.stdout).not.toContain("listening")
   })
+
+  it.concurrent("forwards only what its clients sent, whatever the preset", async () => {
+    const mirror = await MirrorServer.start()
+    const plain = start(["gateway", "--port", "0", "--server", mirror.url])
+    const easychat = start(["gateway", "--port", "0", "--server", mirror.url, "--preset", "easychat"])
+    try {
+      for (const gateway of [plain, easychat]) {
+        const [, url] = await gateway.waitFor(/Gateway listening on (http:\/\/127\.0\.0\.1:\d+)/)
+        const ok = await fetch(`${url}/v1/chat/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body
+        })
+        expect(ok.status).toBe(200)
+        await ok.text()
+      }
+      const [fromPlain, fromEasyChat] = chatRequests(mirror.requests)
+      for (const request of [fromPlain!, fromEasyChat!]) {
+        expect(request.body).not.toHaveProperty("temperature")
+        expect(request.body).not.toHaveProperty("top_p")
+      }
+      // The preset still decides the headers: browser-like only for the mirrors' preset.
+      expect(fromPlain!.headers).not.toHaveProperty("sec-ch-ua")
+      expect(fromPlain!.headers).not.toHaveProperty("origin")
+      expect(fromEasyChat!.headers).toMatchObject({ "sec-ch-ua": expect.any(String), origin: mirror.url })
+    } finally {
+      await stop(plain)
+      await stop(easychat)
+      await mirror.close()
+    }
+  })
 })

@@ -4,7 +4,7 @@ import { execFileSync, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { MirrorServer } from "@easychat/testkit"
+import { Fixtures, MirrorServer } from "@easychat/testkit"
 import { afterAll, describe, expect, it } from "vitest"
 import { bin, chatRequests } from "./helpers.js"
 
@@ -135,4 +135,27 @@ describe(`interactive session${hasTmux ? "" : " [skipped: tmux is not installed]
       await mirror.close()
     }
   })
+
+  it.skipIf(!hasTmux)(
+    "a one-shot reply on a terminal dims the reasoning; NO_COLOR gives [reasoning] lines",
+    async () => {
+      const mirror = await MirrorServer.start({ fixture: Fixtures.deepseekReasoning })
+      try {
+        const styled = open(["chat", "--server", mirror.url, "1+1?"], {})
+        await styled.waitFor(/EXIT=0/)
+        const screen = styled.screen(true)
+        expect(screen).toMatch(/\x1b\[2m嗯，用户问"1\+1"等于几。/)
+        expect(screen).not.toContain("[reasoning]")
+        expect(styled.screen()).toMatch(/这很简单：答案是2。\n\n\*\*答案：2\*\*\n\n1 \+ 1 = 2 🙂\n/)
+        const plain = open(["chat", "--server", mirror.url, "1+1?"], { NO_COLOR: "1" })
+        await plain.waitFor(/EXIT=0/)
+        expect(plain.screen(true)).not.toContain("\x1b[")
+        expect(plain.screen()).toContain(
+          '[reasoning] 嗯，用户问"1+1"等于几。\n[reasoning] 这很简单：答案是2。\n**答案：2**'
+        )
+      } finally {
+        await mirror.close()
+      }
+    }
+  )
 })

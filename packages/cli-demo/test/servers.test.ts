@@ -26,14 +26,28 @@ describe("easychat servers", () => {
       expect(byServer.get(urls[2])).toMatch(/failed\s+\d+ ms\s+UnexpectedContentType: Expected application\/json/)
       expect(byServer.get(urls[3])).toMatch(/failed\s+\d+ ms\s+HttpStatusError: HTTP 401 .*empty access code/)
       expect(byServer.get(urls[4])).toMatch(/failed\s+\d+ ms\s+TransportError: Cannot reach/)
-      // Cookies first, then one request for a single token.
+      // One request for a single token (named servers are NextChats by default: no cookies first).
       const healthy = pool.servers[0]!.requests
-      expect(healthy.map((r) => `${r.method} ${r.path}`)).toEqual(["GET /", "POST /api/openai/v1/chat/completions"])
-      expect(healthy[1]!.body).toMatchObject({ max_tokens: 1, stream: false })
+      expect(healthy.map((r) => `${r.method} ${r.path}`)).toEqual(["POST /api/openai/v1/chat/completions"])
+      expect(healthy[0]!.body).toMatchObject({ max_tokens: 1, stream: false })
       // Each server is checked once, never failed over to another.
       for (const server of pool.servers.slice(1)) expect(chatRequests(server.requests).length).toBeLessThanOrEqual(2)
     } finally {
       await pool.close()
+    }
+  })
+
+  it.concurrent("--preset easychat initialises cookies before the check", async () => {
+    const mirror = await MirrorServer.start()
+    try {
+      const result = await run(["servers", "--preset", "easychat", "--server", mirror.url])
+      expect(result.code).toBe(0)
+      expect(mirror.requests.map((r) => `${r.method} ${r.path}`)).toEqual([
+        "GET /",
+        "POST /api/openai/v1/chat/completions"
+      ])
+    } finally {
+      await mirror.close()
     }
   })
 

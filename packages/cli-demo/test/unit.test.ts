@@ -1,14 +1,23 @@
 // The small pure parts, without a subprocess.
-import { AllServersFailed, HttpStatusError, InvalidRequest, StreamInterrupted, Timeout } from "@easychat/core"
+import {
+  AllServersFailed,
+  type ChatCompletion,
+  type ChatDelta,
+  HttpStatusError,
+  InvalidRequest,
+  StreamInterrupted,
+  Timeout
+} from "@easychat/core"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import { describe, expect, it } from "vitest"
 import * as ExitCode from "../src/ExitCode.js"
 import { isLoopback } from "../src/internal/gateway.js"
+import * as Printer from "../src/internal/printer.js"
 import { parseFault } from "../src/internal/serve.js"
 import { table } from "../src/internal/servers.js"
 import { breakerChanges } from "../src/internal/verbose.js"
-import { parseDuration, parseTimeouts } from "../src/PoolOptions.js"
+import { defaultPreset, parseDuration, parseTimeouts } from "../src/PoolOptions.js"
 
 describe("--timeout", () => {
   it("reads durations with a unit", () => {
@@ -98,5 +107,79 @@ describe("servers table", () => {
         ["http://longer", "failed", "boom"]
       ])
     ).toBe("SERVER         STATUS  ERROR\nhttp://a       ok\nhttp://longer  failed  boom")
+  })
+})
+
+describe("the preset without --preset", () => {
+  it("is easychat for the EasyChat mirrors only, openai for another path, nextchat otherwise", () => {
+    const preset = (servers: ReadonlyArray<string>, path?: string) => defaultPreset({ servers, path })
+    expect(preset([])).toBe("easychat")
+    expect(preset(["https://chat9.fastgpt.me", "https://chat1.fastgpt.me/"])).toBe("easychat")
+    expect(preset(["https://chat9.fastgpt.me", "http://127.0.0.1:8787"])).toBe("nextchat")
+    expect(preset(["http://127.0.0.1:8787"])).toBe("nextchat")
+    expect(preset(["http://127.0.0.1:8787"], "/api/openai/v1/chat/completions")).toBe("nextchat")
+    expect(preset(["http://127.0.0.1:8787"], "/v1/chat/completions")).toBe("openai")
+    expect(preset([], "/v1/chat/completions")).toBe("openai")
+    expect(preset(["http://localhost:11434/v1"])).toBe("openai")
+  })
+})
+
+describe("the reply printer", () => {
+  const delta = (fields: Partial<ChatDelta>): ChatDelta =>
+    ({ choice: 0, content: "", server: "http://a", chunk: {}, ...fields }) as ChatDelta
+  const reply = (fields: Partial<ChatCompletion>): ChatCompletion =>
+    ({
+      content: "",
+      finishReason: "stop",
+      choices: [],
+      usage: undefined,
+      model: undefined,
+      raw: {},
+      server: "http://a",
+      ...fields
+    }) as ChatCompletion
+  const printed = (options: { styled: boolean; reasoning?: boolean }, f: (p: Printer.ReplyPrinter) => void) => {
+    let out = ""
+    f(Printer.make({ write: (text) => (out += text), styled: options.styled, reasoning: options.reasoning ?? true }))
+    return out
+  }
+  const stream = (p: Printer.ReplyPrinter) => {
+    for (const d of [
+      delta({ reasoning: "Think" }),
+      delta({ reasoning: "ing.\n\nDone" }),
+      delta({ choice: 1, content: "other choice" }),
+      delta({ content: "The answer" })
+    ]) {
+      p.delta(d)
+    }
+    p.done(reply({ content: "The answer" }), true)
+  }
+
+  it("dims the reasoning on a terminal, a blank line before the answer", () => {
+    expect(printed({ styled: true }, stream)).toBe("\x1b[2mThink\x1b[22m\x1b[2ming.\n\nDone\x1b[22m\n\nThe answer\n")
+  })
+
+  it("prefixes each line of reasoning elsewhere, blank ones too", () => {
+    expect(printed({ styled: false }, stream)).toBe(
+      "[reasoning] Thinking.\n[reasoning]\n[reasoning] Done\nThe answer\n"
+    )
+  })
+
+  it("hides the reasoning with --no-reasoning", () => {
+    expect(printed({ styled: true, reasoning: false }, stream)).toBe("The answer\n")
+  })
+
+  it("prints a whole reply, then its tool calls and refusal, each on a line", () => {
+    const whole = reply({
+      content: "Let me check.",
+      reasoning: "Weather needs a tool.",
+      toolCalls: [{ id: "c1", type: "function", function: { name: "get_weather", arguments: '{"location":"Paris"}' } }],
+      refusal: "No."
+    })
+    expect(printed({ styled: false }, (p) => p.done(whole, false))).toBe(
+      '[reasoning] Weather needs a tool.\nLet me check.\n[tool call] get_weather({"location":"Paris"})\n[refusal] No.\n'
+    )
+    // An empty reply still ends its line.
+    expect(printed({ styled: false }, (p) => p.done(reply({}), false))).toBe("\n")
   })
 })

@@ -1,6 +1,6 @@
 // `easychat chat`: one reply for a prompt (argument or stdin), or an
 // interactive session on a terminal.
-import { type ChatDelta, EasyChat, type EasyChatError, type Message } from "@easychat/core"
+import { Chat, type ChatCompletion, type ChatDelta, EasyChat, type EasyChatError, type Message } from "@easychat/core"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -9,8 +9,9 @@ import * as Stream from "effect/Stream"
 import * as ExitCode from "../ExitCode.js"
 import * as PoolOptions from "../PoolOptions.js"
 import { runSession } from "./interactive.js"
+import * as Printer from "./printer.js"
 import { errorJson, reportError } from "./report.js"
-import { dim, errorLine, spinner } from "./terminal.js"
+import { dim, errorLine, spinner, styledStdout } from "./terminal.js"
 import * as Verbose from "./verbose.js"
 
 export interface Parsed extends PoolOptions.Parsed {
@@ -22,6 +23,7 @@ export interface Parsed extends PoolOptions.Parsed {
   readonly frequencyPenalty: Option.Option<number>
   readonly maxTokens: Option.Option<number>
   readonly noStream: boolean
+  readonly noReasoning: boolean
   readonly json: boolean
 }
 
@@ -35,6 +37,8 @@ export interface Turn {
   readonly chat: EasyChat.Service
   readonly fields: Record<string, unknown>
   readonly stream: boolean
+  /** Show the reasoning (not `--no-reasoning`). */
+  readonly reasoning: boolean
   readonly verbose: boolean
   readonly attempts: Verbose.Attempts
 }
@@ -53,6 +57,7 @@ export const run = (parsed: Parsed): Effect.Effect<void, ExitCode.Exit> => {
         chat: Context.get(context, EasyChat.EasyChat),
         fields: requestFields(parsed),
         stream: !parsed.noStream,
+        reasoning: !parsed.noReasoning,
         verbose: parsed.verbose,
         attempts
       }
@@ -114,27 +119,22 @@ const json = (value: unknown): void => {
   process.stdout.write(`${JSON.stringify(value)}\n`)
 }
 
+/** A printer of replies on stdout, for a person. */
+export const printer = (turn: Turn): Printer.ReplyPrinter =>
+  Printer.make({ write: (text) => process.stdout.write(text), styled: styledStdout(), reasoning: turn.reasoning })
+
 /** One reply for one prompt; errors are printed here (and as JSON with `--json`). */
 const oneShot = (turn: Turn, messages: ReadonlyArray<Message>, asJson: boolean): Effect.Effect<void, ExitCode.Exit> =>
   Effect.suspend(() => {
-    let last = ""
+    const print = printer(turn)
     // Ctrl-C or an error mid-line: what follows starts on a line of its own.
     const endLine = () => {
-      if (!asJson && last !== "" && !last.endsWith("\n")) process.stdout.write("\n")
+      if (!asJson) print.endLine()
     }
     return reply(turn, messages, {
-      onDelta: (delta) => {
-        if (asJson) return json({ type: "delta", ...delta })
-        if (delta.content === "") return
-        process.stdout.write(delta.content)
-        last = delta.content
-      },
-      onDone: (result) => {
-        if (asJson) return json({ type: "result", ...result })
-        if (!turn.stream) process.stdout.write(result.content)
-        // A reply that ends without a line end would run into the shell prompt.
-        if (!result.content.endsWith("\n")) process.stdout.write("\n")
-      }
+      // `chunk` is a getter, which spreading leaves out.
+      onDelta: (delta) => (asJson ? json({ type: "delta", ...delta, chunk: delta.chunk }) : print.delta(delta)),
+      onDone: (result) => (asJson ? json({ type: "result", ...result }) : print.done(result, turn.stream))
     }).pipe(
       Effect.onInterrupt(() => Effect.sync(endLine)),
       Effect.catchAll(({ error }) => {
@@ -146,67 +146,48 @@ const oneShot = (turn: Turn, messages: ReadonlyArray<Message>, asJson: boolean):
     )
   })
 
-export interface Result {
-  readonly content: string
-  readonly finishReason: string | undefined
-  readonly usage: ChatDelta["usage"]
-  readonly model: string | undefined
-  readonly server: string
-}
-
-/** A failed call, with the text already printed before it failed. */
+/** A failed call. */
 export interface Failed {
   readonly error: EasyChatError
-  readonly printed: string
 }
 
 /**
  * One call, streamed or whole: a spinner until the first token, then each
- * delta to `onDelta`; `--verbose` lines about attempts and breakers around it.
+ * delta to `onDelta`, and the whole reply to `onDone` (for a stream, the
+ * reply its deltas add up to); `--verbose` lines about attempts and breakers
+ * around it.
  */
 export const reply = (
   turn: Turn,
   messages: ReadonlyArray<Message>,
-  handlers: { readonly onDelta: (delta: ChatDelta) => void; readonly onDone: (result: Result) => void }
-): Effect.Effect<Result, Failed> =>
+  handlers: { readonly onDelta: (delta: ChatDelta) => void; readonly onDone: (result: ChatCompletion) => void }
+): Effect.Effect<ChatCompletion, Failed> =>
   Effect.gen(function* () {
     const { chat } = turn
     const before = yield* chat.pool.health
     turn.attempts.failed = 0
     const spin = spinner("waiting for a reply")
-    let printed = ""
     const request = { ...turn.fields, messages }
-    const call: Effect.Effect<Result, EasyChatError> = turn.stream
+    const call: Effect.Effect<ChatCompletion, EasyChatError> = turn.stream
       ? Effect.suspend(() => {
-          let finishReason: string | undefined
-          let usage: ChatDelta["usage"]
-          let server = ""
+          const whole = Chat.accumulator()
           return chat.stream(request).pipe(
             Stream.runForEachChunk((chunk) =>
               Effect.sync(() => {
                 spin.stop()
                 for (const delta of chunk) {
-                  printed += delta.content
-                  server = delta.server
-                  if (delta.finishReason !== undefined) finishReason = delta.finishReason
-                  if (delta.usage !== undefined) usage = delta.usage
+                  whole.add(delta)
                   handlers.onDelta(delta)
                 }
               })
             ),
-            Effect.map(() => ({ content: printed, finishReason, usage, model: undefined, server }))
+            Effect.map(() => whole.get())
           )
         })
-      : Effect.map(chat.complete(request), (c) => ({
-          content: c.content,
-          finishReason: c.finishReason,
-          usage: c.usage,
-          model: c.model,
-          server: c.server
-        }))
+      : chat.complete(request)
     const result = yield* call.pipe(
       Effect.ensuring(Effect.sync(spin.stop)),
-      Effect.mapError((error): Failed => ({ error, printed })),
+      Effect.mapError((error): Failed => ({ error })),
       Effect.ensuring(
         Effect.flatMap(chat.pool.health, (after) =>
           Effect.sync(() => {

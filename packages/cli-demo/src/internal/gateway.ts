@@ -46,7 +46,8 @@ export const run = (parsed: Parsed): Effect.Effect<void, ExitCode.Exit> => {
       if (pool.local !== undefined) process.stderr.write(dim(`· local mirror on ${pool.local.url}\n`))
       // Loaded on demand: the other commands do not pay for the HTTP server.
       const { Gateway } = yield* Effect.promise(() => import("@easychat/gateway"))
-      const chat = EasyChat.layer(pool.options).pipe(Layer.provide(pool.transport))
+      // A gateway forwards what its clients sent: no preset's sampling defaults are added to their requests.
+      const chat = EasyChat.layer({ ...pool.options, defaults: {} }).pipe(Layer.provide(pool.transport))
       const gateway = Gateway.layer({
         port: parsed.port,
         host: parsed.host,

@@ -14,7 +14,7 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as ExitCode from "../ExitCode.js"
-import { reply, type Turn } from "./chat.js"
+import { printer, reply, type Turn } from "./chat.js"
 import { reportDefect, reportError } from "./report.js"
 import { bold, cyan, dim } from "./terminal.js"
 
@@ -166,14 +166,13 @@ export const runSession = (turn: Turn, system: ReadonlyArray<Message>): Effect.E
             continue
           }
           const messages: Array<Message> = [...conversation, { role: "user", content: text }]
+          const print = printer(turn)
           const fiber = yield* Effect.fork(
             reply(turn, messages, {
-              onDelta: (delta) => {
-                if (delta.content !== "") process.stdout.write(delta.content)
-              },
+              onDelta: print.delta,
               onDone: (result) => {
-                if (!turn.stream) process.stdout.write(result.content)
-                process.stdout.write(result.content.endsWith("\n") ? "\n" : "\n\n")
+                print.done(result, turn.stream)
+                process.stdout.write("\n")
               }
             })
           )
@@ -189,9 +188,7 @@ export const runSession = (turn: Turn, system: ReadonlyArray<Message>): Effect.E
             process.stdout.write(`\n${dim("(reply cancelled; press Ctrl-C again to leave)")}\n`)
           } else {
             const failure = Option.getOrUndefined(Cause.failureOption(exit.cause))
-            if (failure !== undefined && failure.printed !== "" && !failure.printed.endsWith("\n")) {
-              process.stdout.write("\n")
-            }
+            print.endLine()
             if (failure !== undefined) reportError(failure.error, turn.verbose)
             else reportDefect(exit.cause, turn.verbose)
             process.stdout.write(`${dim("(this turn is not kept in the conversation)")}\n`)

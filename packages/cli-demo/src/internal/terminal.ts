@@ -4,6 +4,9 @@
 /** Spinner and colours are on. */
 export const decorated = (): boolean => Boolean(process.stdout.isTTY) && Boolean(process.stderr.isTTY) && !noColor()
 
+/** Styles in what goes to stdout (the reply): stdout is a terminal and NO_COLOR is unset. */
+export const styledStdout = (): boolean => Boolean(process.stdout.isTTY) && !noColor()
+
 // no-color.org: any non-empty value disables colour.
 const noColor = (): boolean => (process.env.NO_COLOR ?? "") !== ""
 
