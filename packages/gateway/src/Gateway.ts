@@ -1,14 +1,16 @@
 /**
  * An OpenAI-compatible HTTP server in front of an easychat pool:
- * `POST /v1/chat/completions` (whole or streamed), `GET /v1/models` and
+ * `POST /v1/chat/completions` (whole or streamed), any other `POST /v1/*`
+ * (`/v1/embeddings`, `/v1/completions`, ...), `GET /v1/models` and
  * `GET /health`, as Effect code on `@effect/platform`'s HTTP server. Any
  * OpenAI client pointed at it gets failover it never sees, circuit breakers,
- * OpenAI-shaped errors and deltas forwarded as they arrive.
+ * OpenAI-shaped errors, and the upstream's replies unchanged: every chunk
+ * (re-framed as SSE) as it arrives, every field, every choice.
  *
  * @since 0.1.0
  */
 import * as http from "node:http"
-import { EasyChat, type EasyChatError, InvalidRequest, type Presets, type ServerPool } from "@easychat/core"
+import { EasyChat, type EasyChatError, InvalidRequest, Presets, type ServerPool } from "@easychat/core"
 import * as NodeTransport from "@easychat/transport-node"
 import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
@@ -46,9 +48,13 @@ export interface Options {
   readonly cors?: ReadonlyArray<string>
   /** The largest request body accepted, in bytes (default 1 MiB); over it: 413. */
   readonly maxBodyBytes?: number
-  /** Chat requests served at once (default 64); over it: 429 with `Retry-After`. */
+  /** Requests to the pool (chat and other `POST /v1/*`) served at once (default 64); over it: 429 with `Retry-After`. */
   readonly maxConcurrent?: number
-  /** The models `GET /v1/models` lists; the first one names replies to requests without a model. Default `["gpt-3.5-turbo"]`. */
+  /**
+   * The models `GET /v1/models` lists for a server that has no `/models`
+   * list of its own (servers that have one are asked, at most once a
+   * minute). Default `["gpt-3.5-turbo"]`.
+   */
   readonly models?: ReadonlyArray<string>
   /** Called once the server listens, with its URL (e.g. `http://127.0.0.1:8080`). */
   readonly onListen?: (url: string) => void
@@ -122,12 +128,14 @@ const urlOf = (address: HttpServer.Address): string =>
  * Serves the gateway on Node (`node:http` through `@effect/platform-node`)
  * until the layer's scope closes; closing it also closes the connections
  * still open, which cancels their upstream requests. Fails with `ServeError`
- * when the port cannot be bound, `InvalidRequest` on bad options.
+ * when the port cannot be bound, `InvalidRequest` on bad options. The pool
+ * is yours: build it with `defaults: {}` so that it sends only what clients
+ * send (the EasyChat preset adds its sampling fields otherwise).
  *
  * @example
  * ```ts
  * Gateway.layer({ port: 8080 }).pipe(
- *   Layer.provide(EasyChat.layer(Presets.easyChat)),
+ *   Layer.provide(EasyChat.layer({ ...Presets.easyChat, defaults: {} })),
  *   Layer.provide(NodeTransport.layer()),
  *   Layer.launch,
  *   NodeRuntime.runMain
@@ -180,6 +188,9 @@ export const errorOf = (error: EasyChatError): { readonly status: number; readon
 /**
  * Options of `start`: the gateway's, the pool's (`chat`: servers, preset
  * values, timeouts, ...; default `Presets.easyChat`) and the Node transport's.
+ * The pool sends what the client sent and nothing more: the EasyChat
+ * preset's sampling defaults are left out; `chat.defaults` set to an object
+ * of your own adds its fields to requests that lack them.
  * @since 0.1.0 @category models
  */
 export interface StartOptions extends Options {
@@ -197,6 +208,12 @@ export interface Running {
   /** Stops listening, cuts open connections and closes the pool's. */
   readonly close: () => Promise<void>
 }
+
+/** The pool's options for a gateway: no sampling defaults unless the operator chose some. */
+const poolOptions = (chat: Presets.Options = {}): Presets.Options => ({
+  ...chat,
+  defaults: chat.defaults === undefined || chat.defaults === Presets.easyChatDefaults ? {} : chat.defaults
+})
 
 /**
  * Starts the gateway with the Node transport, for code that does not use
@@ -220,7 +237,7 @@ export const start = async (options: StartOptions = {}): Promise<Running> => {
       url = at
       onListen?.(at)
     }
-  }).pipe(Layer.provide(EasyChat.layer(chat)), Layer.provide(NodeTransport.layer(transport)))
+  }).pipe(Layer.provide(EasyChat.layer(poolOptions(chat))), Layer.provide(NodeTransport.layer(transport)))
   const scope = Effect.runSync(Scope.make())
   const exit = await Effect.runPromiseExit(Layer.buildWithScope(live, scope))
   if (Exit.isFailure(exit)) {

@@ -25,7 +25,7 @@ const rejection = async (promise: Promise<unknown>): Promise<InstanceType<typeof
 }
 
 describe("POST /v1/chat/completions", () => {
-  it("answers a whole reply as a chat.completion, forwarding the request's fields", async () => {
+  it("answers a whole reply with the upstream's body, the request sent on as the client sent it", async () => {
     await withGateway(1, {}, async ({ client, pool }) => {
       const reply = await client.chat.completions.create({
         model: "gpt-4o-mini",
@@ -35,23 +35,19 @@ describe("POST /v1/chat/completions", () => {
         seed: 7
       })
       expect(reply.object).toBe("chat.completion")
-      expect(reply.id).toMatch(/^chatcmpl-/)
+      expect(reply.id).toMatch(/^chatcmpl-mirror-/)
       expect(reply.model).toBe("gpt-4o-mini")
       expect(reply.choices).toEqual([
-        {
-          index: 0,
-          message: { role: "assistant", content: expectedReply, refusal: null },
-          logprobs: null,
-          finish_reason: "stop"
-        }
+        { index: 0, message: { role: "assistant", content: expectedReply }, finish_reason: "stop" }
       ])
       expect(reply.usage).toEqual({
         prompt_tokens: expect.any(Number),
         completion_tokens: expect.any(Number),
         total_tokens: expect.any(Number)
       })
+      // Nothing added: no sampling defaults, no stream_options.
       const [sent] = chatRequests(pool.servers[0]!)
-      expect(sent?.body).toMatchObject({
+      expect(sent?.body).toEqual({
         messages,
         model: "gpt-4o-mini",
         temperature: 0.2,
@@ -59,18 +55,29 @@ describe("POST /v1/chat/completions", () => {
         seed: 7,
         stream: false
       })
-      expect(sent?.body).not.toHaveProperty("stream_options")
     })
   })
 
-  it("streams chat.completion.chunk objects delta by delta, exactly, ending in [DONE]", async () => {
+  it("sends a request without sampling fields on without any, n and the other fields as they came", async () => {
+    await withGateway(1, {}, async ({ gateway, pool }) => {
+      const body = { model: "m", messages, n: 2, user: "u-1", metadata: { a: "b" } }
+      expect((await postJson(`${gateway.url}/v1/chat/completions`, body)).status).toBe(200)
+      expect((await postJson(`${gateway.url}/v1/chat/completions`, { ...body, stream: true })).status).toBe(200)
+      const [whole, streamed] = chatRequests(pool.servers[0]!)
+      expect(whole?.body).toEqual({ ...body, stream: false })
+      expect(streamed?.body).toEqual({ ...body, stream: true })
+    })
+  })
+
+  it("streams the upstream's chunks as they came, ending in [DONE]", async () => {
     const reply = 'naïve 🙂 data: [DONE]\n\nline two "quoted" \\ end'
     await withGateway([{ reply }], {}, async ({ client, gateway, pool }) => {
       const chunks = await collect(
         await client.chat.completions.create({ model: "gpt-3.5-turbo", messages, stream: true })
       )
       expect(contents(chunks)).toEqual(pieces(reply))
-      expect(chunks[0]?.choices[0]?.delta).toEqual({ role: "assistant", content: "" })
+      // The role chunk carries no text: it still reaches the client.
+      expect(chunks[0]?.choices[0]?.delta).toEqual({ role: "assistant" })
       expect(chunks.at(-1)?.choices[0]).toMatchObject({ delta: {}, finish_reason: "stop" })
       expect(new Set(chunks.map((c) => c.object))).toEqual(new Set(["chat.completion.chunk"]))
       expect(new Set(chunks.map((c) => c.id)).size).toBe(1)
@@ -85,7 +92,7 @@ describe("POST /v1/chat/completions", () => {
     })
   })
 
-  it("adds usage as a last chunk only when stream_options.include_usage asks for it", async () => {
+  it("passes stream_options on as the client sent it: usage as a last chunk when asked for", async () => {
     await withGateway(1, {}, async ({ client, pool }) => {
       const withUsage = await collect(
         await client.chat.completions.create({
@@ -109,8 +116,8 @@ describe("POST /v1/chat/completions", () => {
       const [first, second, third] = chatRequests(pool.servers[0]!)
       expect(first?.body).toMatchObject({ stream: true, stream_options: { include_usage: true } })
       expect(second?.body).not.toHaveProperty("stream_options")
-      // OpenAI refuses stream_options without stream; the gateway keeps it from the upstream.
-      expect(third?.body).not.toHaveProperty("stream_options")
+      // Not the gateway's call: the upstream answers such a request as it would directly.
+      expect(third?.body).toMatchObject({ stream: false, stream_options: { include_usage: true } })
     })
   })
 
@@ -170,6 +177,24 @@ describe("failover", () => {
       for (const server of pool.servers.slice(0, 3)) expect(chatRequests(server).length).toBeGreaterThan(0)
       expect(chatRequests(pool.servers[3]!)).toHaveLength(6)
     })
+  })
+
+  it("leaves nothing of an attempt that failed before its first delta, not even its role chunk", async () => {
+    await withGateway(
+      [{ fault: { kind: "close-mid-stream", afterDeltas: 0 } }, {}],
+      { chat: { strategy: "round-robin" } },
+      async ({ gateway, pool }) => {
+        const response = await postJson(`${gateway.url}/v1/chat/completions`, { messages, stream: true })
+        expect(chatRequests(pool.servers[0]!)).toHaveLength(1)
+        expect(response.headers["x-easychat-server"]).toBe(pool.urls[1])
+        const chunks = sseEvents(response.text)
+          .filter((e) => e.data !== "[DONE]")
+          .map((e) => JSON.parse(e.data))
+        expect(chunks.filter((c) => c.choices[0]?.delta.role !== undefined)).toHaveLength(1)
+        expect(new Set(chunks.map((c) => c.id)).size).toBe(1)
+        expect(chunks.map((c) => c.choices[0]?.delta.content ?? "").join("")).toBe(expectedReply)
+      }
+    )
   })
 
   it("answers 502 with every attempt's server and error when all mirrors fail", async () => {
@@ -240,7 +265,6 @@ describe("errors", () => {
       const cases: Array<[string, string, string]> = [
         ["{not json", "invalid_json", "not valid JSON"],
         ["[1, 2]", "InvalidRequest", "must be a JSON object"],
-        [JSON.stringify({ messages, n: 2 }), "InvalidRequest", "n must be 1"],
         [JSON.stringify({ messages, stream: "yes" }), "InvalidRequest", "stream must be a boolean"]
       ]
       for (const [body, code, message] of cases) {
@@ -330,13 +354,20 @@ describe("errors", () => {
 
   it("answers unknown URLs with 404 and wrong methods with 405, in OpenAI's shape", async () => {
     await withGateway(1, {}, async ({ gateway }) => {
-      const missing = await raw(`${gateway.url}/v1/embeddings`, { method: "POST", body: "{}" })
+      const missing = await raw(`${gateway.url}/v2/embeddings`, { method: "POST", body: "{}" })
       expect(missing.status).toBe(404)
       expect(JSON.parse(missing.text).error).toMatchObject({ code: "unknown_url", type: "invalid_request_error" })
-      const wrong = await raw(`${gateway.url}/v1/chat/completions`)
-      expect(wrong.status).toBe(405)
-      expect(wrong.headers.allow).toBe("POST")
-      expect(JSON.parse(wrong.text).error.code).toBe("method_not_allowed")
+      for (const [method, path, allow] of [
+        ["GET", "/v1/chat/completions", "POST"],
+        ["GET", "/v1/embeddings", "POST"],
+        ["POST", "/v1/models", "GET"],
+        ["POST", "/v1/models/m", "GET"]
+      ] as const) {
+        const wrong = await raw(`${gateway.url}${path}`, { method, ...(method === "POST" ? { body: "{}" } : {}) })
+        expect(wrong.status).toBe(405)
+        expect(wrong.headers.allow).toBe(allow)
+        expect(JSON.parse(wrong.text).error.code).toBe("method_not_allowed")
+      }
     })
   })
 })
@@ -358,6 +389,7 @@ describe("keys", () => {
       expect(missing.status).toBe(401)
       expect(missing.headers["www-authenticate"]).toBe("Bearer")
       expect(JSON.parse(missing.text).error.message).toContain("Missing API key")
+      expect((await postJson(`${gateway.url}/v1/embeddings`, { input: "x" })).status).toBe(401)
       for (const path of ["/v1/models", "/health"]) {
         expect((await raw(`${gateway.url}${path}`)).status).toBe(401)
         expect((await raw(`${gateway.url}${path}`, { headers: { authorization: "Bearer key-one" } })).status).toBe(200)
@@ -444,10 +476,11 @@ describe("GET /v1/models and /health", () => {
     })
   })
 
-  it("names replies to requests without a model after the first configured model", async () => {
-    await withGateway([{ model: "mirror-model" }], { models: ["house-model"] }, async ({ gateway }) => {
+  it("sends a request without a model with the pool's model", async () => {
+    await withGateway([{}], { models: ["house-model"], chat: { model: "pool-model" } }, async ({ gateway, pool }) => {
       const stream = await postJson(`${gateway.url}/v1/chat/completions`, { messages, stream: true })
-      expect(JSON.parse(sseEvents(stream.text)[0]!.data).model).toBe("house-model")
+      expect(JSON.parse(sseEvents(stream.text)[0]!.data).model).toBe("pool-model")
+      expect(chatRequests(pool.servers[0]!)[0]?.body).toMatchObject({ model: "pool-model" })
     })
   })
 
