@@ -1266,7 +1266,7 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
         yield* pool.onSuccess(server, (yield* Clock.currentTimeMillis) - start)
         const body = response.stream.pipe(
           Stream.mapError(
-            (e): EasyChatError => new StreamInterrupted({ server, deltas: 0, characters: 0, detail: describe(e) })
+            (e): EasyChatError => new TransportError({ server, detail: `the answer was cut: ${describe(e)}` })
           ),
           Stream.timeoutFail(() => timeoutOf(server, "idle"), timeouts.idle)
         )
