@@ -13,7 +13,8 @@ import * as Stream from "effect/Stream"
 import { createParser } from "eventsource-parser"
 import OpenAI from "openai"
 import * as undici from "undici"
-import { makeDeltaDecoder } from "./coreStep.js"
+import { makeDeltaDecoder, onContent } from "./coreStep.js"
+import { emptyTally, type Tally, tallyChunk, tallyDelta } from "./tally.js"
 
 export interface Received {
   deltas: number
@@ -21,6 +22,8 @@ export interface Received {
   /** `performance.now()` when the first content delta reached the caller. */
   first: number
   readonly probe: Probe | undefined
+  /** What a client of the tool-call and reasoning streams counted (see `tally.ts`). */
+  readonly tally?: Tally
 }
 
 /** Called every `every` deltas (the memory section samples RSS with it). */
@@ -54,17 +57,42 @@ const rotate = <A>(items: ReadonlyArray<A>) => {
   return () => items[i++ % items.length]!
 }
 
-const oursOptions = (urls: ReadonlyArray<string>) => ({
-  ...Presets.openAICompatible(urls[0]!),
+/**
+ * The packages our clients are made of: this checkout's, or another
+ * checkout's build (`ab.ts` runs two builds side by side).
+ */
+export interface OursBuild {
+  readonly Presets: typeof Presets
+  readonly EasyChat: typeof EasyChat
+  readonly node: typeof NodeTransport
+  readonly fetch: typeof FetchTransport
+  readonly Effect: typeof Effect
+  readonly Layer: typeof Layer
+  readonly ManagedRuntime: typeof ManagedRuntime
+  readonly Stream: typeof Stream
+}
+
+const here: OursBuild = {
+  Presets,
+  EasyChat,
+  node: NodeTransport,
+  fetch: FetchTransport,
+  Effect,
+  Layer,
+  ManagedRuntime,
+  Stream
+}
+
+const oursOptions = (urls: ReadonlyArray<string>, build: OursBuild = here) => ({
+  ...build.Presets.openAICompatible(urls[0]!),
   servers: urls,
   strategy: "round-robin" as const,
   model
 })
 
 /** Ours, Promise facade: `createClient` from a transport package, `for await` over text pieces. */
-export const oursFacade = (kind: "node" | "fetch", urls: ReadonlyArray<string>): StreamClient => {
-  const client =
-    kind === "node" ? NodeTransport.createClient(oursOptions(urls)) : FetchTransport.createClient(oursOptions(urls))
+export const oursFacade = (kind: "node" | "fetch", urls: ReadonlyArray<string>, build = here): StreamClient => {
+  const client = build[kind].createClient(oursOptions(urls, build))
   return {
     name: `ours, Promise facade, ${kind} transport`,
     run: async (probe) => {
@@ -77,9 +105,9 @@ export const oursFacade = (kind: "node" | "fetch", urls: ReadonlyArray<string>):
 }
 
 /** Ours, Effect API: `EasyChat.stream` consumed a chunk (one network read) at a time. */
-export const oursStream = (kind: "node" | "fetch", urls: ReadonlyArray<string>): StreamClient => {
-  const transport = kind === "node" ? NodeTransport.layer() : FetchTransport.layer()
-  const runtime = ManagedRuntime.make(EasyChat.layer(oursOptions(urls)).pipe(Layer.provide(transport)))
+export const oursStream = (kind: "node" | "fetch", urls: ReadonlyArray<string>, build = here): StreamClient => {
+  const { EasyChat, Effect, Layer, ManagedRuntime, Stream } = build
+  const runtime = ManagedRuntime.make(EasyChat.layer(oursOptions(urls, build)).pipe(Layer.provide(build[kind].layer())))
   const program = (into: Received) =>
     Effect.flatMap(EasyChat.EasyChat, (chat) =>
       Stream.runForEachChunk(chat.stream({ messages }), (deltas) => {
@@ -187,7 +215,7 @@ export const coreOnUndici = (urls: ReadonlyArray<string>): StreamClient => {
     run: async (probe) => {
       const into = received(probe)
       const response = await undici.request(next(), { method: "POST", headers: chatHeaders, body: chatBody })
-      const decoder = makeDeltaDecoder((content) => count(into, content))
+      const decoder = makeDeltaDecoder(onContent((content) => count(into, content)))
       let done = false
       for await (const bytes of response.body) if (!done) done = decoder.push(bytes)
       if (!done) decoder.end()
@@ -205,7 +233,7 @@ export const coreOnFetch = (urls: ReadonlyArray<string>): StreamClient => {
     run: async (probe) => {
       const into = received(probe)
       const response = await fetch(next(), { method: "POST", headers: chatHeaders, body: chatBody })
-      const decoder = makeDeltaDecoder((content) => count(into, content))
+      const decoder = makeDeltaDecoder(onContent((content) => count(into, content)))
       const reader = response.body!.getReader()
       let done = false
       while (true) {
@@ -236,7 +264,7 @@ export const coreOnPlatform = (urls: ReadonlyArray<string>): StreamClient => {
           HttpClientRequest.bodyText(chatBody, "application/json")
         )
         const response = yield* http.execute(request)
-        const decoder = makeDeltaDecoder((content) => count(into, content))
+        const decoder = makeDeltaDecoder(onContent((content) => count(into, content)))
         let done = false
         yield* Stream.runForEachChunk(response.stream, (reads) => {
           for (const bytes of reads) if (!done) done = decoder.push(bytes)
@@ -267,5 +295,94 @@ export const oursDeltas = (urls: ReadonlyArray<string>): StreamClient => {
       return into
     },
     close: () => client.close()
+  }
+}
+
+// Clients of the tool-call and reasoning streams (section 8): each counts
+// everything a delta carries (`tally.ts`); `deltas` is the tally's deltas and
+// `characters` all the characters it counted.
+
+const tallied = (tally: Tally): Received => ({
+  deltas: tally.deltas,
+  characters: tally.characters + tally.reasoning + tally.arguments,
+  first: 0,
+  probe: undefined,
+  tally
+})
+
+/** Ours, Promise facade, `streamDeltas`: every delta of every choice, as it carries tool calls and reasoning. */
+export const oursDeltasTally = (kind: "node" | "fetch", urls: ReadonlyArray<string>): StreamClient => {
+  const client = here[kind].createClient(oursOptions(urls))
+  return {
+    name: `ours, Promise facade streamDeltas, ${kind} transport`,
+    run: async () => {
+      const tally = emptyTally()
+      for await (const delta of client.streamDeltas({ messages })) tallyDelta(tally, delta)
+      return tallied(tally)
+    },
+    close: () => client.close()
+  }
+}
+
+/** Ours, Effect API: `EasyChat.stream` consumed a chunk at a time, every delta counted. */
+export const oursStreamTally = (kind: "node" | "fetch", urls: ReadonlyArray<string>): StreamClient => {
+  const runtime = ManagedRuntime.make(EasyChat.layer(oursOptions(urls)).pipe(Layer.provide(here[kind].layer())))
+  const program = (tally: Tally) =>
+    Effect.flatMap(EasyChat.EasyChat, (chat) =>
+      Stream.runForEachChunk(chat.stream({ messages }), (deltas) => {
+        for (const delta of deltas) tallyDelta(tally, delta)
+        return Effect.void
+      })
+    )
+  return {
+    name: `ours, Effect Stream, ${kind} transport`,
+    run: async () => {
+      const tally = emptyTally()
+      await runtime.runPromise(program(tally))
+      return tallied(tally)
+    },
+    close: () => runtime.dispose()
+  }
+}
+
+/** The `openai` package, `for await` over the chunks of `chat.completions.create({ stream: true })`. */
+export const openaiTally = (urls: ReadonlyArray<string>): StreamClient => {
+  const next = rotate(urls.map((url) => new OpenAI({ baseURL: `${url}/v1`, apiKey: "sk-bench-not-a-secret" })))
+  return {
+    name: "openai client",
+    run: async () => {
+      const tally = emptyTally()
+      const stream = await next().chat.completions.create({ model, messages, stream: true })
+      for await (const chunk of stream) tallyChunk(tally, chunk)
+      return tallied(tally)
+    },
+    close: async () => {}
+  }
+}
+
+/** Raw undici with eventsource-parser behind a streaming TextDecoder, `JSON.parse` of each chunk. */
+export const rawUndiciTally = (urls: ReadonlyArray<string>): StreamClient => {
+  const next = rotate(urls.map((url) => `${url}/v1/chat/completions`))
+  return {
+    name: "raw undici + eventsource-parser",
+    run: async () => {
+      const tally = emptyTally()
+      const response = await undici.request(next(), { method: "POST", headers: chatHeaders, body: chatBody })
+      if (response.statusCode !== 200) throw new Error(`status ${response.statusCode}`)
+      let done = false
+      const parser = createParser({
+        onEvent: (event) => {
+          if (done || event.data === "[DONE]") {
+            done = true
+            return
+          }
+          tallyChunk(tally, JSON.parse(event.data))
+        }
+      })
+      const text = new TextDecoder()
+      for await (const bytes of response.body) parser.feed(text.decode(bytes, { stream: true }))
+      return tallied(tally)
+    },
+    close: async () => {}
   }
 }

@@ -1,5 +1,6 @@
 // The input of the decoding sections: the bytes an OpenAI-compatible server
 // streams for a chat completion, in the shape OpenAI sends them.
+import { emptyTally, type Tally, tallyChunk } from "./tally.js"
 
 /**
  * A reply mixing what real chats carry: English prose and code (ASCII),
@@ -118,4 +119,144 @@ export const split = (bytes: Uint8Array, size: number): Array<Uint8Array> => {
   const out: Array<Uint8Array> = []
   for (let i = 0; i < bytes.length; i += size) out.push(bytes.subarray(i, Math.min(bytes.length, i + size)))
   return out
+}
+
+// Streams that carry more than text (issue 19): tool calls and reasoning.
+
+/** What a decoder must hand over from a tool-call or reasoning stream (see `tally.ts`). */
+export interface RichCorpus {
+  readonly name: string
+  /** The SSE text, as the server sends it. */
+  readonly text: string
+  readonly bytes: Uint8Array
+  /** `chat.completion.chunk` events (not `[DONE]`, not comments). */
+  readonly chunks: number
+  readonly expected: Tally
+}
+
+/** Splits text into token-sized pieces (1 to 6 code points) to its end, never through a code point. */
+const tokensOf = (text: string, random: () => number): Array<string> => {
+  const chars = Array.from(text)
+  const pieces: Array<string> = []
+  for (let at = 0; at < chars.length; ) {
+    const size = 1 + Math.floor(random() * 6)
+    pieces.push(chars.slice(at, at + size).join(""))
+    at += size
+  }
+  return pieces
+}
+
+const sseOf = (chunks: ReadonlyArray<unknown>, head = ""): string =>
+  `${head}${chunks.map((chunk) => `data: ${JSON.stringify(chunk)}\n\n`).join("")}data: [DONE]\n\n`
+
+/** What the stream's chunks carry, counted from the objects as `tallyChunk` counts them. */
+const expectedOf = (chunks: ReadonlyArray<{ readonly choices: ReadonlyArray<unknown> }>): Tally => {
+  const tally = emptyTally()
+  for (const chunk of chunks) tallyChunk(tally, chunk)
+  return tally
+}
+
+const richCorpus = (name: string, chunks: ReadonlyArray<{ readonly choices: ReadonlyArray<unknown> }>, head = "") => {
+  const text = sseOf(chunks, head)
+  return { name, text, bytes: new TextEncoder().encode(text), chunks: chunks.length, expected: expectedOf(chunks) }
+}
+
+const gpt4o = {
+  id: "chatcmpl-BzK4qT7mWn2xR9vLp3sHcJ6dYfE8a",
+  object: "chat.completion.chunk",
+  created: 1753873620,
+  model: "gpt-4o-2024-08-06",
+  service_tier: "default",
+  system_fingerprint: "fp_07871e2ad8"
+}
+
+/** The arguments of the parallel calls, in turn: short ones, and files whose content is the mixed-script reply. */
+const toolCallArguments: ReadonlyArray<readonly [name: string, args: (n: number) => string]> = [
+  ["get_weather", () => JSON.stringify({ location: "Paris, France", unit: "celsius" })],
+  ["get_weather", () => JSON.stringify({ location: "東京, 日本", unit: "celsius" })],
+  ["search_web", () => JSON.stringify({ query: "SSE 流式 协议 ブラウザ 🚀 EventSource", max_results: 5 })],
+  ["write_file", (n) => JSON.stringify({ path: `notes/sse-概要-${n}.md`, content: replyText.repeat(4) })]
+]
+
+/**
+ * gpt-4o calling tools in parallel: for each call a chunk with its id, name
+ * and empty arguments, then its `arguments` one token-sized fragment per
+ * chunk (`{"tool_calls":[{"index":1,"function":{"arguments":"\"Par"}}]}`),
+ * calls after one another, until about `chunks` chunks; then the
+ * `finish_reason: "tool_calls"` chunk. The arguments are JSON text holding
+ * CJK, emoji and escapes.
+ */
+export const toolCallCorpus = (chunks: number): RichCorpus => {
+  const random = prng(7)
+  const choice = (delta: unknown, finish: string | null = null) => ({
+    ...gpt4o,
+    choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }]
+  })
+  const out: Array<ReturnType<typeof choice>> = []
+  for (let index = 0; out.length < chunks - 1; index++) {
+    const [name, args] = toolCallArguments[index % toolCallArguments.length]!
+    const id = `call_${(index * 2654435761).toString(36).padStart(8, "0")}Fq8ZpK2mW7xR4t`
+    const head = { index, id, type: "function", function: { name, arguments: "" } }
+    out.push(
+      choice(
+        index === 0 ? { role: "assistant", content: null, tool_calls: [head], refusal: null } : { tool_calls: [head] }
+      )
+    )
+    for (const fragment of tokensOf(args(index), random)) {
+      if (out.length >= chunks - 1) break
+      out.push(choice({ tool_calls: [{ index, function: { arguments: fragment } }] }))
+    }
+  }
+  out.push(choice({}, "tool_calls"))
+  return richCorpus("tool calls (gpt-4o)", out)
+}
+
+/** What a reasoning model thinks before it answers: Chinese and English, with emoji. */
+export const reasoningText = [
+  "嗯，用户问的是服务器发送事件（SSE）是怎么工作的，还要一个 TypeScript 的例子。",
+  "First, recall the wire format: each event is a block of `field: value` lines ended by a blank line; ",
+  "the `data:` lines carry the payload. 我应该先解释协议，再给代码。",
+  "Wait — should I mention reconnection and `Last-Event-ID`? 可能要简单提一下，但不是重点。🤔\n\n",
+  "Edge cases: a multi-byte character (like 日本語 or 🎉) can be split across two network reads, ",
+  "so the decoder has to work on bytes until a line is whole. 对，这一点很重要。",
+  "Also `[DONE]` ends the stream for OpenAI-style servers. 好的，结构：1) 概念 2) 格式 3) 代码 4) 注意事项。✅\n\n"
+].join("")
+
+const deepseek = {
+  id: "e3f1b2c4-7a9d-4e58-b0c6-2d4f8a1e9b37",
+  object: "chat.completion.chunk",
+  created: 1753873800,
+  model: "deepseek-reasoner",
+  system_fingerprint: "fp_393bca965e_prod0623_fp8_kvcache"
+}
+
+/**
+ * DeepSeek `deepseek-reasoner`: `: keep-alive` comments, a role chunk, then
+ * `reasoning_content` chunks (`content: null`), about 70% of `chunks`, then
+ * `content` chunks (`reasoning_content: null`), both token-sized pieces of
+ * mixed-script text; the finish chunk carries the usage.
+ */
+export const reasoningCorpus = (chunks: number): RichCorpus => {
+  const thinking = Math.round((chunks - 2) * 0.7)
+  const answering = chunks - 2 - thinking
+  const chunk = (delta: unknown, finish: string | null = null, usage?: unknown) => ({
+    ...deepseek,
+    choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+    ...(usage === undefined ? {} : { usage })
+  })
+  const out = [
+    chunk({ role: "assistant", content: null, reasoning_content: "" }),
+    ...tokenPieces(reasoningText, thinking).map((piece) => chunk({ content: null, reasoning_content: piece })),
+    ...tokenPieces(replyText, answering).map((piece) => chunk({ content: piece, reasoning_content: null })),
+    chunk({ content: "", reasoning_content: null }, "stop", {
+      prompt_tokens: 13,
+      completion_tokens: chunks,
+      total_tokens: 13 + chunks,
+      prompt_tokens_details: { cached_tokens: 0 },
+      completion_tokens_details: { reasoning_tokens: thinking },
+      prompt_cache_hit_tokens: 0,
+      prompt_cache_miss_tokens: 13
+    })
+  ]
+  return richCorpus("reasoning (deepseek-reasoner)", out, ": keep-alive\n\n: keep-alive\n\n")
 }

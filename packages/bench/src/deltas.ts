@@ -48,7 +48,7 @@ const floor = (chunks: ReadonlyArray<Uint8Array>): Tally => {
 }
 
 /** A web `Response` whose body yields the reads one per pull, as fetch hands them over. */
-const responseOf = (chunks: ReadonlyArray<Uint8Array>): Response => {
+export const responseOf = (chunks: ReadonlyArray<Uint8Array>): Response => {
   let i = 0
   const body = new ReadableStream<Uint8Array>({
     pull(controller) {
@@ -60,7 +60,7 @@ const responseOf = (chunks: ReadonlyArray<Uint8Array>): Response => {
 }
 
 // The `openai` package's own decoding of a chat completion stream, over the same bytes.
-const openai = async (chunks: ReadonlyArray<Uint8Array>): Promise<Tally> => {
+export const openai = async (chunks: ReadonlyArray<Uint8Array>): Promise<Tally> => {
   const tally = { deltas: 0, characters: 0 }
   const stream = OpenAIStream.fromSSEResponse<any>(responseOf(chunks), new AbortController())
   for await (const chunk of stream) {

@@ -18,7 +18,8 @@ const sections: ReadonlyArray<{
   { n: 4, load: async () => (await import("./ttfd.js")).run },
   { n: 5, load: async () => (await import("./memory.js")).run },
   { n: 6, load: async () => (await import("./concurrency.js")).run },
-  { n: 7, load: async () => (await import("./gateway.js")).run }
+  { n: 7, load: async () => (await import("./gateway.js")).run },
+  { n: 8, load: async () => (await import("./toolsReasoning.js")).run }
 ]
 
 const usage = "usage: node --expose-gc dist/main.js [--quick] [--only 1,3]"

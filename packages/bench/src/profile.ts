@@ -3,13 +3,15 @@
  * `node --cpu-prof` drives), started after a warm-up so that module loading
  * and JIT compilation stay out of the figures.
  *
- * usage: node dist/profile.js <case> [streams=20] [deltas=20000] [out.cpuprofile]
- * cases: facade-node, stream-node, facade-fetch, stream-fetch, openai, raw
+ * usage: node dist/profile.js <case>[:tool-calls|:reasoning] [streams=20] [deltas=20000] [out.cpuprofile]
+ * cases: facade-node, stream-node, facade-fetch, stream-fetch, openai, raw;
+ * with `:tool-calls` or `:reasoning`, the client of section 8 on that stream
+ * (`deltas` chunks from a replay server; the facade iterates `streamDeltas`).
  */
 import * as fs from "node:fs"
 import * as inspector from "node:inspector"
 import * as Clients from "./clients.js"
-import { replyText } from "./corpus.js"
+import { reasoningCorpus, replyText, toolCallCorpus } from "./corpus.js"
 import { summarise } from "./cpuprof.js"
 import { cpuMillis } from "./report.js"
 import * as Services from "./services.js"
@@ -23,25 +25,44 @@ const cases: Record<string, (urls: ReadonlyArray<string>) => Clients.StreamClien
   raw: (urls) => Clients.rawUndici(urls)
 }
 
+const tallyCases: Record<string, (urls: ReadonlyArray<string>) => Clients.StreamClient> = {
+  "facade-node": (urls) => Clients.oursDeltasTally("node", urls),
+  "stream-node": (urls) => Clients.oursStreamTally("node", urls),
+  "facade-fetch": (urls) => Clients.oursDeltasTally("fetch", urls),
+  "stream-fetch": (urls) => Clients.oursStreamTally("fetch", urls),
+  openai: (urls) => Clients.openaiTally(urls),
+  raw: (urls) => Clients.rawUndiciTally(urls)
+}
+
 const post = <A>(session: inspector.Session, method: string): Promise<A> =>
   new Promise((resolve, reject) =>
     session.post(method, (error, result) => (error ? reject(error) : resolve(result as A)))
   )
 
 const main = async () => {
-  const [name = "", streamsArg = "20", deltasArg = "20000", out] = process.argv.slice(2)
-  const make = cases[name]
-  if (make === undefined)
-    throw new Error(`usage: node dist/profile.js <${Object.keys(cases).join("|")}> [streams] [deltas] [out]`)
+  const [arg = "", streamsArg = "20", deltasArg = "20000", out] = process.argv.slice(2)
+  const [name = "", corpus] = arg.split(":")
+  const make = corpus === undefined ? cases[name] : tallyCases[name]
+  if (make === undefined || (corpus !== undefined && corpus !== "tool-calls" && corpus !== "reasoning")) {
+    throw new Error(
+      `usage: node dist/profile.js <${Object.keys(cases).join("|")}>[:tool-calls|:reasoning] [streams] [deltas] [out]`
+    )
+  }
   const streams = Number(streamsArg)
-  const deltas = Number(deltasArg)
-  const mirror = await Services.startMirrors({
-    reply: replyText,
-    chunkSize: 4,
-    deltas,
-    batch: deltas > 100 ? 200 : 1,
-    usage: "never"
-  })
+  const chunks = Number(deltasArg)
+  const mirror =
+    corpus === undefined
+      ? await Services.startMirrors({
+          reply: replyText,
+          chunkSize: 4,
+          deltas: chunks,
+          batch: chunks > 100 ? 200 : 1,
+          usage: "never"
+        })
+      : await Services.startReplay({ corpus, chunks, batch: chunks > 100 ? 200 : 1 })
+  // The chunks of a replayed corpus that carry something (all but the role and finish chunks, at most).
+  const deltas =
+    corpus === undefined ? chunks : (corpus === "tool-calls" ? toolCallCorpus : reasoningCorpus)(chunks).expected.deltas
   const client = make(mirror.urls)
   for (let i = 0; i < 5; i++) await client.run()
   const session = new inspector.Session()
@@ -60,7 +81,7 @@ const main = async () => {
   session.disconnect()
   await client.close()
   await mirror.close()
-  const file = out ?? `${name}.cpuprofile`
+  const file = out ?? `${arg.replace(":", "-")}.cpuprofile`
   fs.writeFileSync(file, JSON.stringify(profile))
   console.log(
     `${client.name}: ${streams} streams of ${deltas} deltas, ${(wall / streams).toFixed(1)} ms and ` +

@@ -19,9 +19,18 @@ export interface ServiceProcess {
 /** Serialisable mirror options (no reply function). */
 export type MirrorOptions = Omit<MirrorServer.MirrorServerOptions, "reply"> & { readonly reply?: string }
 
+/** A corpus of `corpus.ts` that a replay server sends (built in its process: too large for an argument). */
+export interface ReplayCorpus {
+  readonly corpus: "tool-calls" | "reasoning"
+  readonly chunks: number
+  /** SSE events per socket write, as the mirror's `batch`. */
+  readonly batch: number
+}
+
 type Spec =
   | { readonly kind: "mirrors"; readonly options: MirrorOptions | ReadonlyArray<MirrorOptions>; readonly count: number }
   | { readonly kind: "gateway"; readonly upstream: string }
+  | ({ readonly kind: "replay" } & ReplayCorpus)
 
 type Request = { readonly type: "stats"; readonly id: number }
 type Reply =
@@ -79,6 +88,66 @@ export const startMirrors = (
 /** Starts `easychat gateway` (`Gateway.start`, Node transport) in front of one upstream server. */
 export const startGateway = (upstream: string): Promise<ServiceProcess> => start({ kind: "gateway", upstream })
 
+/**
+ * Starts a server that answers every POST with one corpus's SSE bytes,
+ * `batch` events per write. The `MirrorServer` would parse every chunk of a
+ * fixture per request (for its fault injection) before its first write: with
+ * 20,000 chunks, that would be counted in every client's time.
+ */
+export const startReplay = (corpus: ReplayCorpus): Promise<ServiceProcess> => start({ kind: "replay", ...corpus })
+
+const replayServer = async (spec: ReplayCorpus) => {
+  const http = await import("node:http")
+  const { reasoningCorpus, toolCallCorpus } = await import("./corpus.js")
+  const { text } = (spec.corpus === "tool-calls" ? toolCallCorpus : reasoningCorpus)(spec.chunks)
+  const events = text.split(/(?<=\n\n)/)
+  const writes: Array<Buffer> = []
+  for (let i = 0; i < events.length; i += spec.batch) writes.push(Buffer.from(events.slice(i, i + spec.batch).join("")))
+  let connections = 0
+  const server = http.createServer((req, res) => {
+    req.resume()
+    req.once("end", async () => {
+      if (req.method !== "POST") {
+        res.writeHead(404).end()
+        return
+      }
+      let closed = false
+      res.once("close", () => {
+        closed = true
+      })
+      res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" })
+      res.flushHeaders()
+      for (const bytes of writes) {
+        if (closed) return
+        if (!res.write(bytes)) {
+          await new Promise<void>((resolve) => {
+            const done = () => {
+              res.off("drain", done)
+              res.off("close", done)
+              resolve()
+            }
+            res.on("drain", done)
+            res.on("close", done)
+          })
+        }
+      }
+      res.end()
+    })
+  })
+  server.on("connection", () => connections++)
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
+  const { port } = server.address() as { port: number }
+  return {
+    urls: [`http://127.0.0.1:${port}`],
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        server.closeAllConnections()
+      }),
+    connections: () => connections
+  }
+}
+
 const runChild = async (spec: Spec) => {
   const send = (reply: Reply) => process.send!(reply)
   try {
@@ -93,6 +162,11 @@ const runChild = async (spec: Spec) => {
       urls = pool.urls
       close = pool.close
       connections = () => pool.servers.reduce((sum, server) => sum + server.connections.length, 0)
+    } else if (spec.kind === "replay") {
+      const replay = await replayServer(spec)
+      urls = replay.urls
+      close = replay.close
+      connections = replay.connections
     } else {
       const { Gateway } = await import("@easychat/gateway")
       const { Presets } = await import("@easychat/core")
