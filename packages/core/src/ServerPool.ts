@@ -103,7 +103,8 @@ export const fromSettings = (settings: Settings): Service => {
     choose: (tried, pinned) =>
       Effect.gen(function* () {
         const now = yield* Clock.currentTimeMillis
-        if (pinned !== undefined) return tried.has(pinned) ? Option.none() : claim(pinned, now)
+        // A pinned call honours its server's circuit as any call does: an open circuit is not tried.
+        if (pinned !== undefined) return tried.has(pinned) || !usable(pinned, now) ? Option.none() : claim(pinned, now)
         const candidates = settings.servers.filter((s) => !tried.has(s) && usable(s, now))
         if (candidates.length === 0) {
           // Every circuit is open and the call has not tried anything yet: rather than

@@ -111,6 +111,21 @@ describe("circuit breaker", () => {
     })
   )
 
+  it.effect("a pinned call honours its server's open circuit, and probes it once half-open", () =>
+    Effect.gen(function* () {
+      const pool = yield* ServerPool.make({ servers, breaker: { failures: 1, cooldown: "10 seconds" } })
+      const a = servers[0]!
+      expect(yield* choose(pool, none, a)).toBe(a)
+      yield* pool.onFailure(a, refused(a))
+      // Open: not tried, pinned or not.
+      expect(yield* choose(pool, none, a)).toBeUndefined()
+      yield* TestClock.adjust("10 seconds")
+      expect(yield* choose(pool, none, a)).toBe(a)
+      // Only one probe at a time.
+      expect(yield* choose(pool, none, a)).toBeUndefined()
+    })
+  )
+
   it.effect("a failed probe opens the circuit for another whole cooldown", () =>
     Effect.gen(function* () {
       const pool = yield* ServerPool.make({ servers, breaker: { failures: 1, cooldown: "10 seconds" } })

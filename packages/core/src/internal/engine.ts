@@ -43,6 +43,7 @@ import * as Sse from "../Sse.js"
 import { makeAccumulator } from "./accumulate.js"
 import * as Body from "./body.js"
 import { makeCookieStore } from "./cookies.js"
+import { credentialForms } from "./redact.js"
 import {
   carries,
   completionOf,
@@ -312,8 +313,7 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
 
   const secretsOf = (server: string): ReadonlyArray<string> => {
     const secrets = [...cookies.values(server)]
-    if (settings.authorization !== undefined)
-      secrets.push(Redacted.value(settings.authorization).replace(/^Bearer /, ""))
+    if (settings.authorization !== undefined) secrets.push(...credentialForms(Redacted.value(settings.authorization)))
     return secrets
   }
 
@@ -974,7 +974,10 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
         })
       }
       const text = read.text
-      const body = yield* Effect.try({ try: () => parseJson(server, text), catch: (e) => e as DecodeError })
+      const body = yield* Effect.try({
+        try: () => parseJson(server, text, secretsOf(server)),
+        catch: (e) => e as DecodeError
+      })
       const reply = completionOf(server, body, secretsOf(server))
       if (reply._tag === "Error") return yield* reply.error
       if (reply._tag === "NoChoices") {

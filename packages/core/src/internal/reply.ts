@@ -1,13 +1,18 @@
 import type { ChatChoice, ChatCompletion, ChatDelta, ToolCall, ToolCallDelta, Usage } from "../Chat.js"
 import { DecodeError, UpstreamError } from "../Errors.js"
 import type { SseEvent } from "../Sse.js"
+import { redact } from "./redact.js"
 
 /** At most this many characters of a server's body travel in an error message. */
 export const EXCERPT = 200
 
+/**
+ * A short, one-line, redacted excerpt of a server's text. Secrets go before
+ * and after whitespace is folded (folding can join a secret), and before
+ * the cut (which only removes text).
+ */
 export const excerpt = (text: string, secrets: ReadonlyArray<string> = []): string => {
-  let out = text.replace(/\s+/g, " ").trim()
-  for (const secret of secrets) if (secret.length > 0) out = out.split(secret).join("[redacted]")
+  const out = redact(redact(text, secrets).replace(/\s+/g, " ").trim(), secrets)
   return out.length > EXCERPT ? `${out.slice(0, EXCERPT)}…` : out
 }
 
@@ -74,11 +79,11 @@ export const upstreamFromBody = (
   return new UpstreamError({ server, detail, ...(code ? { code } : {}) })
 }
 
-export const parseJson = (server: string, text: string): unknown => {
+export const parseJson = (server: string, text: string, secrets: ReadonlyArray<string>): unknown => {
   try {
     return JSON.parse(text)
   } catch {
-    throw new DecodeError({ reason: "InvalidJson", detail: `not JSON: ${excerpt(text)}`, server })
+    throw new DecodeError({ reason: "InvalidJson", detail: `not JSON: ${excerpt(text, secrets)}`, server })
   }
 }
 
@@ -288,9 +293,13 @@ export const stepOf = (server: string, event: SseEvent, secrets: ReadonlyArray<s
   }
   const usual = usualContent(data)
   if (usual !== undefined) return usual === "" && !every ? undefined : new Delta(0, usual, server, data, undefined)
-  const chunk = parseJson(server, data)
+  const chunk = parseJson(server, data, secrets)
   if (!isObject(chunk)) {
-    throw new DecodeError({ reason: "InvalidChunk", detail: `a chunk must be a JSON object: ${excerpt(data)}`, server })
+    throw new DecodeError({
+      reason: "InvalidChunk",
+      detail: `a chunk must be a JSON object: ${excerpt(data, secrets)}`,
+      server
+    })
   }
   const upstream = upstreamFromBody(server, chunk, secrets)
   if (upstream !== undefined) throw upstream
