@@ -12,7 +12,7 @@ import * as Stream from "effect/Stream"
 import fc from "fast-check"
 import { ChatRequest, validate } from "../src/Chat.js"
 import { EasyChat } from "../src/index.js"
-import { usualContent } from "../src/internal/reply.js"
+import { usualContent, usualReasoning } from "../src/internal/reply.js"
 import { usualRequest } from "../src/internal/request.js"
 
 const SERVER = "http://memory.test"
@@ -290,9 +290,25 @@ describe("the usual chunk's fast path", () => {
         )
       }
     )
-  const delta = fieldsOf(
-    optional("content", fc.oneof({ weight: 8, arbitrary: text.map(str) }, { weight: 1, arbitrary: value }))
-  ).map((fields) => obj(...fields))
+  const reasoningValue = fc.oneof(
+    { weight: 3, arbitrary: text.map(str) },
+    { weight: 2, arbitrary: fc.constant(raw("null")) },
+    { weight: 1, arbitrary: value }
+  )
+  const delta = fc
+    .tuple(
+      optional("content", fc.oneof({ weight: 8, arbitrary: text.map(str) }, { weight: 1, arbitrary: value })),
+      fc.oneof(
+        { weight: 3, arbitrary: fc.constant([]) },
+        { weight: 1, arbitrary: optional("reasoning_content", reasoningValue) }
+      ),
+      fc.oneof(
+        { weight: 3, arbitrary: fc.constant([]) },
+        { weight: 1, arbitrary: optional("reasoning", reasoningValue) }
+      )
+    )
+    .chain(([c, rc, r]) => fieldsOf(fc.constant([...c, ...rc, ...r])))
+    .map((fields) => obj(...fields))
   const choice = fc
     .tuple(
       optional("delta", fc.oneof({ weight: 6, arbitrary: delta }, { weight: 1, arbitrary: value })),
@@ -455,7 +471,7 @@ describe("the usual chunk's fast path", () => {
           const { value, bytes } = around(edits === null ? data : mutate(data, edits))
           const want = expected(value)
           runs++
-          if (usualContent(value) !== undefined) usual++
+          if (usualContent(value) !== undefined || usualReasoning(value) !== undefined) usual++
           const result = await streamOf(
             memory(() => [bytes]),
             { messages: [{ role: "user", content: "x" }] }
@@ -529,6 +545,30 @@ describe("the usual chunk's fast path", () => {
     const content = delta.content
     return typeof content === "string" ? content : undefined
   }
+  /** The reasoning of a usual reasoning chunk by JSON.parse: its content null or "", nothing else carried. */
+  const reasoningByJsonParse = (data: string): string | undefined => {
+    let body: unknown
+    try {
+      body = JSON.parse(data)
+    } catch {
+      return undefined
+    }
+    if (!isObject(body) || (body.error !== undefined && body.error !== null) || isObject(body.usage)) return undefined
+    if (!Array.isArray(body.choices) || body.choices.length !== 1) return undefined
+    const choice = body.choices[0]
+    if (!isObject(choice) || !isObject(choice.delta) || typeof choice.finish_reason === "string") return undefined
+    if (("index" in choice && choice.index !== 0) || (choice.logprobs !== undefined && choice.logprobs !== null))
+      return undefined
+    const delta = choice.delta
+    if (delta.content !== undefined && delta.content !== null && delta.content !== "") return undefined
+    for (const key of ["reasoning_details", "refusal", "tool_calls", "function_call"]) {
+      if (delta[key] !== undefined && delta[key] !== null) return undefined
+    }
+    const texts = ["reasoning_content", "reasoning"].filter((k) => delta[k] !== undefined && delta[k] !== null)
+    if (texts.length !== 1) return undefined
+    const text = delta[texts[0]!]
+    return typeof text === "string" ? text : undefined
+  }
   // Text a character or a token away from a usual chunk, drawn from the edges of the grammar: the
   // whitespace JSON allows and what it does not, raw control characters, valid and invalid escapes and
   // numbers, special keys twice or at the wrong level.
@@ -573,12 +613,13 @@ describe("the usual chunk's fast path", () => {
         ),
         { maxLength: 4 }
       ),
-      fc.tuple(fc.nat(7), fc.nat(7), fc.nat(7))
+      fc.tuple(fc.nat(7), fc.nat(7), fc.nat(7)),
+      fc.constantFrom("content", "content", "reasoning_content", "reasoning")
     )
-    .map(([tokens, chars, [a, b, c]]) => {
+    .map(([tokens, chars, [a, b, c], key]) => {
       // The tokens go in one of the objects (or the array, or around the whole), before or after its
-      // own field.
-      const parts = ["{", '"choices":[', "{", '"delta":{', '"content":"', chars.join(""), '"', "}", "}", "]", "}"]
+      // own field (the text's key: content, or one of reasoning's two).
+      const parts = ["{", '"choices":[', "{", '"delta":{', `"${key}":"`, chars.join(""), '"', "}", "}", "]", "}"]
       const extra = tokens.join(a % 2 === 0 ? "," : "")
       const at = [0, 1, 2, 3, 4, 7, 8, 9, 10, 11][(a + b + c) % 10]!
       const glue = b % 3 === 0 ? extra : c % 2 === 0 ? `${extra},` : `,${extra}`
@@ -587,6 +628,7 @@ describe("the usual chunk's fast path", () => {
 
   it("answers only what JSON.parse would, for text near a usual chunk", () => {
     let usual = 0
+    let thinking = 0
     fc.assert(
       fc.property(nearUsual, (data) => {
         const got = usualContent(data)
@@ -594,10 +636,18 @@ describe("the usual chunk's fast path", () => {
           usual++
           expect(got).toBe(usualByJsonParse(data))
         }
+        const reasoning = usualReasoning(data)
+        if (reasoning !== undefined) {
+          thinking++
+          expect(got).toBeUndefined()
+          expect(reasoning).toBe(reasoningByJsonParse(data))
+        }
       }),
       { numRuns: 30_000 }
     )
-    expect(usual).toBeGreaterThan(1_000)
+    // Half the texts are content, half reasoning: each reaches its fast path often enough to test it.
+    expect(usual).toBeGreaterThan(800)
+    expect(thinking).toBeGreaterThan(800)
   })
 
   it("leaves to JSON.parse what it cannot vouch for", () => {
