@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import * as Schema from "effect/Schema"
+import { redact as internalRedact } from "./internal/redact.js"
 
 /** @since 0.1.0 @category models */
 export const Phase = Schema.Literal("headers", "firstToken", "idle", "total")
@@ -231,3 +232,12 @@ const tags = new Set([
   "StreamInterrupted",
   "AllServersFailed"
 ])
+
+/**
+ * `text` without any of `secrets`, whatever surrounds them: each occurrence
+ * becomes `[redacted]` (the longest secret first, again until none is left).
+ * The one function easychat masks keys, access codes and cookie values with,
+ * in every message, excerpt and log line.
+ * @since 0.2.0 @category utils
+ */
+export const redact: (text: string, secrets: ReadonlyArray<string>) => string = internalRedact

@@ -42,12 +42,16 @@ describe("client disconnects", () => {
   it("closes the upstream connection when a raw client drops its socket mid-stream", async () => {
     await withGateway([slow], {}, async ({ gateway, pool }) => {
       await new Promise<void>((resolve, reject) => {
-        const request = http.request(`${gateway.url}/v1/chat/completions`, { method: "POST" }, (response) => {
-          response.once("data", () => {
-            request.destroy()
-            resolve()
-          })
-        })
+        const request = http.request(
+          `${gateway.url}/v1/chat/completions`,
+          { method: "POST", headers: { "content-type": "application/json" } },
+          (response) => {
+            response.once("data", () => {
+              request.destroy()
+              resolve()
+            })
+          }
+        )
         request.on("error", (error) =>
           (error as NodeJS.ErrnoException).code === "ECONNRESET" ? undefined : reject(error)
         )
@@ -63,6 +67,7 @@ describe("client disconnects", () => {
       const controller = new AbortController()
       const call = fetch(`${gateway.url}/v1/chat/completions`, {
         method: "POST",
+        headers: { "content-type": "application/json" },
         body: JSON.stringify({ messages }),
         signal: controller.signal
       }).catch((error: unknown) => error)
@@ -96,7 +101,12 @@ describe("limits", () => {
     await withGateway(1, { maxBodyBytes: 2048 }, async ({ gateway, pool, client }) => {
       const big = JSON.stringify({ messages: [{ role: "user", content: "x".repeat(4096) }] })
       for (const chunked of [false, true]) {
-        const response = await raw(`${gateway.url}/v1/chat/completions`, { method: "POST", body: big, chunked })
+        const response = await raw(`${gateway.url}/v1/chat/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: big,
+          chunked
+        })
         expect(response.status).toBe(413)
         expect(JSON.parse(response.text).error).toEqual({
           message: "The request body is larger than 2048 bytes",
@@ -109,7 +119,7 @@ describe("limits", () => {
       const exact = JSON.stringify({ messages, pad: "" })
       const padded = JSON.stringify({ messages, pad: "p".repeat(2048 - exact.length) })
       expect(padded.length).toBe(2048)
-      expect((await raw(`${gateway.url}/v1/chat/completions`, { method: "POST", body: padded })).status).toBe(200)
+      expect((await postJson(`${gateway.url}/v1/chat/completions`, JSON.parse(padded))).status).toBe(200)
       const reply = await client.chat.completions.create({ model: "m", messages })
       expect(reply.choices[0]?.message.content).toBe(expectedReply)
     })

@@ -132,7 +132,14 @@ describe("POST /v1/* other than chat", () => {
       const auth = { authorization: "Bearer k" }
       expect((await postJson(`${gateway.url}/v1/embeddings`, { input: "x" }, auth)).status).toBe(200)
       expect((await postJson(`${gateway.url}/v1/embeddings`, { input: "x".repeat(2000) }, auth)).status).toBe(413)
-      const notJson = await raw(`${gateway.url}/v1/embeddings`, { method: "POST", headers: auth, body: "input=x" })
+      const form = await raw(`${gateway.url}/v1/embeddings`, { method: "POST", headers: auth, body: "input=x" })
+      expect(form.status).toBe(415)
+      expect(JSON.parse(form.text).error.code).toBe("unsupported_media_type")
+      const notJson = await raw(`${gateway.url}/v1/embeddings`, {
+        method: "POST",
+        headers: { ...auth, "content-type": "application/json" },
+        body: "input=x"
+      })
       expect(notJson.status).toBe(400)
       expect(JSON.parse(notJson.text).error.code).toBe("invalid_json")
       const get = await raw(`${gateway.url}/v1/embeddings`, { headers: auth })

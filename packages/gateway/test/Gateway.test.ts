@@ -128,7 +128,7 @@ describe("POST /v1/chat/completions", () => {
       await new Promise<void>((resolve, reject) => {
         const request = http.request(
           `${gateway.url}/v1/chat/completions`,
-          { method: "POST", agent: false },
+          { method: "POST", headers: { "content-type": "application/json" }, agent: false },
           (response) => {
             // node:http emits one "data" per HTTP chunk of the body.
             response.on("data", (part: Buffer) => bodies.push(part.length))
@@ -268,7 +268,11 @@ describe("errors", () => {
         [JSON.stringify({ messages, stream: "yes" }), "InvalidRequest", "stream must be a boolean"]
       ]
       for (const [body, code, message] of cases) {
-        const response = await raw(`${gateway.url}/v1/chat/completions`, { method: "POST", body })
+        const response = await raw(`${gateway.url}/v1/chat/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body
+        })
         expect(response.status).toBe(400)
         const error = JSON.parse(response.text).error
         expect(error.code).toBe(code)

@@ -163,11 +163,18 @@ describe("Gateway.make on a web handler", () => {
   it.live("reads bodies and streams replies on a runtime other than Node's", () =>
     withPool((pool) =>
       Effect.gen(function* () {
-        const gateway = yield* Gateway.make({ maxBodyBytes: 2048 })
+        // Not a loopback host: served with a key.
+        const gateway = yield* Gateway.make({ maxBodyBytes: 2048, keys: ["k"] })
         const web = HttpApp.toWebHandlerLayer(gateway, chatFor(pool))
         const post = (body: string) =>
           Effect.promise(() =>
-            web.handler(new Request("http://gateway.test/v1/chat/completions", { method: "POST", body }))
+            web.handler(
+              new Request("http://gateway.test/v1/chat/completions", {
+                method: "POST",
+                headers: { authorization: "Bearer k", "content-type": "application/json" },
+                body
+              })
+            )
           )
         const reply = yield* post(JSON.stringify({ messages, stream: true }))
         expect(reply.headers.get("content-type")).toBe("text/event-stream; charset=utf-8")

@@ -5,8 +5,9 @@ import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
+import { clientSecrets } from "./auth.js"
 import { fromEasyChatError, makeChunkEvents } from "./openai.js"
-import { failed, invalid, logged, readJsonObject, type Settings } from "./request.js"
+import { failed, invalid, type Limit, logged, type Resolved, readJsonObject, routable } from "./request.js"
 
 /** Waits for Node's next tick, where it writes what a response corked. */
 const nextTick = Effect.async<void>((resume) => {
@@ -21,14 +22,24 @@ export const sseHeaders = (server: string | undefined) => ({
 })
 
 /**
- * `POST /v1/chat/completions`: the request goes to the pool as the client
- * sent it (core validates it and sends only what it holds); the answer is the
- * upstream's: its whole body, or each of its chunks re-framed as SSE.
+ * `POST /v1/chat/completions`: the body is read (within its size and time
+ * limits) before a place is taken among `maxConcurrent`, so that slow
+ * clients hold none. The request goes to the pool as the client sent it,
+ * routing fields aside (core validates it and sends only what it holds); the
+ * answer is the upstream's: its whole body, or each of its chunks re-framed
+ * as SSE.
  */
-export const makeChatCompletions = (settings: Settings) =>
+export const makeChatCompletions = (settings: Resolved, limited: Limit) =>
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+    const secrets = () => clientSecrets(settings.keys, request.headers.authorization)
+    return readJsonObject(request, settings).pipe(
+      Effect.flatMap((body) => limited(answer(routable(body, settings), secrets))),
+      Effect.catchAll((error) => failed(error, secrets()))
+    )
+  })
+
+const answer = (body: Record<string, unknown>, secrets: () => ReadonlyArray<string>) =>
   Effect.gen(function* () {
-    const request = yield* HttpServerRequest.HttpServerRequest
-    const body = yield* readJsonObject(request, settings.maxBodyBytes)
     const stream = body.stream ?? false
     if (typeof stream !== "boolean") return yield* invalid("stream", "must be a boolean")
     // Core checks the rest (messages, ranges, ...) and answers InvalidRequest; it sets `stream` itself.
@@ -60,7 +71,7 @@ export const makeChatCompletions = (settings: Settings) =>
       over = true
       return Option.isNone(error)
         ? Effect.succeed(Chunk.of(events.end()))
-        : Effect.map(logged(fromEasyChatError(error.value)), (e) => Chunk.of(events.error(e)))
+        : Effect.map(logged(fromEasyChatError(error.value, secrets())), (e) => Chunk.of(events.error(e)))
     }
     const step = Effect.suspend((): Effect.Effect<Chunk.Chunk<Uint8Array>, Option.Option<never>> => {
       if (opening !== undefined) {
@@ -89,4 +100,4 @@ export const makeChatCompletions = (settings: Settings) =>
       contentType: "text/event-stream; charset=utf-8",
       headers: sseHeaders(server)
     })
-  }).pipe(Effect.catchAll(failed))
+  })

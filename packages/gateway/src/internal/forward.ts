@@ -5,30 +5,48 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
+import { clientSecrets } from "./auth.js"
 import { sseHeaders } from "./chat.js"
 import { apiError, fromEasyChatError, makeChunkEvents } from "./openai.js"
-import { failed, invalid, logged, readJsonObject, respond, type Settings } from "./request.js"
+import { failed, invalid, type Limit, logged, type Resolved, readJsonObject, respond, routable } from "./request.js"
 
 const isEventStream = (contentType: string) => contentType.toLowerCase().includes("text/event-stream")
 
 /**
  * Any other `POST /v1/*` (`/v1/embeddings`, `/v1/completions`, ...): the
- * JSON body goes to the same path of the pool's API, with the pool's
- * failover, breakers and key; the answer's status, content type and body
- * come back as the upstream sent them.
+ * JSON body, read before a place is taken among `maxConcurrent`, goes to the
+ * same path of the pool's API, with the pool's failover, breakers and key;
+ * the answer's status, content type and body come back as the upstream sent
+ * them.
  */
-export const makeForward = (settings: Settings) =>
-  Effect.gen(function* () {
-    const request = yield* HttpServerRequest.HttpServerRequest
+export const makeForward = (settings: Resolved, limited: Limit) =>
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
     const path = request.url.split("?")[0]!
     const endpoint = path.slice("/v1".length)
     // `/v1/models` is the gateway's own, read with GET.
     if (endpoint === "/models" || endpoint.startsWith("/models/")) {
-      return respond(
-        apiError(405, "invalid_request_error", "method_not_allowed", `Use GET ${path}`, { headers: { allow: "GET" } })
+      return Effect.succeed(
+        respond(
+          apiError(405, "invalid_request_error", "method_not_allowed", `Use GET ${path}`, {
+            headers: { allow: "GET" }
+          })
+        )
       )
     }
-    const body = yield* readJsonObject(request, settings.maxBodyBytes)
+    const secrets = () => clientSecrets(settings.keys, request.headers.authorization)
+    return readJsonObject(request, settings).pipe(
+      Effect.flatMap((body) => limited(forward(request, endpoint, routable(body, settings), secrets))),
+      Effect.catchAll((error) => failed(error, secrets()))
+    )
+  })
+
+const forward = (
+  request: HttpServerRequest.HttpServerRequest,
+  endpoint: string,
+  body: Record<string, unknown>,
+  secrets: () => ReadonlyArray<string>
+) =>
+  Effect.gen(function* () {
     const stream = body.stream ?? false
     if (typeof stream !== "boolean") return yield* invalid("stream", "must be a boolean")
     const chat = yield* EasyChat.EasyChat
@@ -39,7 +57,7 @@ export const makeForward = (settings: Settings) =>
     const events = makeChunkEvents()
     const cut = (error: EasyChatError) =>
       Stream.fromEffect(
-        Effect.flatMap(logged(fromEasyChatError(error)), (e) => {
+        Effect.flatMap(logged(fromEasyChatError(error, secrets())), (e) => {
           if (sse) return Effect.succeed(events.error(e))
           if (request.source instanceof IncomingMessage) NodeHttpServerRequest.toServerResponse(request).destroy()
           return Effect.fail(error)
@@ -50,4 +68,4 @@ export const makeForward = (settings: Settings) =>
       contentType: answer.contentType,
       headers: sse ? sseHeaders(answer.server) : { "x-easychat-server": answer.server }
     })
-  }).pipe(Effect.catchAll(failed))
+  })

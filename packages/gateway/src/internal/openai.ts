@@ -1,5 +1,6 @@
 import { Chat, type ChatDelta, type EasyChatError } from "@easychat/core"
 import type * as Chunk from "effect/Chunk"
+import { redact } from "./auth.js"
 
 /** OpenAI's error body: `{"error": {"message", "type", "param", "code"}}`. */
 export interface ErrorBody {
@@ -35,19 +36,21 @@ const noRetry = { "x-should-retry": "false" }
 
 /**
  * The status and body for an easychat error. `code` is the error's tag; the
- * message is core's, which never holds a key or a cookie value.
+ * message is core's, which never holds the pool's keys or cookie values, with
+ * `secrets` (the client's, which core does not know) masked.
  */
-export const fromEasyChatError = (error: EasyChatError): ApiError => {
+export const fromEasyChatError = (error: EasyChatError, secrets: ReadonlyArray<string> = []): ApiError => {
+  const message = redact(error.message, secrets)
   switch (error._tag) {
     case "InvalidRequest":
-      return apiError(400, "invalid_request_error", error._tag, error.message, { param: error.field })
+      return apiError(400, "invalid_request_error", error._tag, message, { param: error.field })
     case "HttpStatusError":
       // Only a request fault (400, 422) reaches the caller directly: the upstream says the request is wrong.
       return error.status === 400 || error.status === 422
-        ? apiError(error.status, "invalid_request_error", error._tag, error.message)
-        : apiError(502, "upstream_error", error._tag, error.message, { headers: noRetry })
+        ? apiError(error.status, "invalid_request_error", error._tag, message)
+        : apiError(502, "upstream_error", error._tag, message, { headers: noRetry })
     case "Timeout":
-      return apiError(504, "timeout", error._tag, error.message, { headers: noRetry })
+      return apiError(504, "timeout", error._tag, message, { headers: noRetry })
     case "AllServersFailed":
     case "UpstreamError":
     case "UnexpectedContentType":
@@ -55,7 +58,7 @@ export const fromEasyChatError = (error: EasyChatError): ApiError => {
     case "DecodeError":
     case "TransportError":
     case "StreamInterrupted":
-      return apiError(502, "upstream_error", error._tag, error.message, { headers: noRetry })
+      return apiError(502, "upstream_error", error._tag, message, { headers: noRetry })
   }
 }
 
