@@ -1,5 +1,11 @@
 import * as http from "node:http"
+import { EasyChat } from "@easychat/core"
 import { Mirror, MirrorPool, type MirrorServer } from "@easychat/testkit"
+import * as FetchTransport from "@easychat/transport-fetch"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Scope from "effect/Scope"
 import OpenAI from "openai"
 import { Gateway } from "../src/index.js"
 
@@ -9,15 +15,34 @@ export const expectedReply = `Echo: Hello gateway\n${Mirror.defaultSentence}`
 /** Chat requests a mirror received (the cookie page `GET /` left out). */
 export const chatRequests = (server: MirrorServer.MirrorServer) => server.requests.filter((r) => r.method === "POST")
 
-/** Starts `mirrors` and a gateway over them; closes both after `body`. */
+/** The transports a gateway's pool can run on: `start`'s (undici), or `layer` over the fetch transport. */
+export type Via = "node" | "fetch"
+export const transports: ReadonlyArray<Via> = ["node", "fetch"]
+
+/** `Gateway.start`, or the same gateway built from its layer over the fetch transport. */
+const startVia = async (via: Via, options: Gateway.StartOptions): Promise<Gateway.Running> => {
+  if (via === "node") return Gateway.start(options)
+  const { chat, transport: _, onListen: __, ...gateway } = options
+  let url = ""
+  const live = Gateway.layer({ ...gateway, onListen: (at) => (url = at) }).pipe(
+    Layer.provide(EasyChat.layer({ ...chat, defaults: chat?.defaults ?? {} })),
+    Layer.provide(FetchTransport.layer())
+  )
+  const scope = Effect.runSync(Scope.make())
+  await Effect.runPromise(Layer.buildWithScope(live, scope))
+  return { url, close: () => Effect.runPromise(Scope.close(scope, Exit.void)) }
+}
+
+/** Starts `mirrors` and a gateway over them (its pool on `via`); closes both after `body`. */
 export const withGateway = async <A>(
   mirrors: number | ReadonlyArray<MirrorServer.MirrorServerOptions>,
   options: Gateway.StartOptions,
-  body: (ctx: { gateway: Gateway.Running; pool: MirrorPool.MirrorPool; client: OpenAI }) => Promise<A>
+  body: (ctx: { gateway: Gateway.Running; pool: MirrorPool.MirrorPool; client: OpenAI }) => Promise<A>,
+  via: Via = "node"
 ): Promise<A> => {
   const pool = await MirrorPool.start(mirrors)
   try {
-    const gateway = await Gateway.start({
+    const gateway = await startVia(via, {
       port: 0,
       ...options,
       chat: { servers: pool.urls, ...options.chat }
