@@ -104,7 +104,8 @@ export interface Usage {
  * A fragment of a tool call, exactly as the server streamed it: the first
  * fragment of a call usually brings `id`, `type` and `function.name`, the
  * following ones pieces of `function.arguments`. Fragments of one call share
- * its `index`.
+ * its `index`; a server that sends none (Gemini) gets the fragment's place in
+ * its chunk, and the reducer tells its calls apart by `id`.
  * @since 0.2.0 @category models
  */
 export interface ToolCallDelta {
@@ -121,7 +122,9 @@ export interface ToolCallDelta {
 export interface ToolCall {
   readonly id: string
   readonly type: string
-  readonly function: { readonly name: string; readonly arguments: string }
+  readonly function: { readonly name: string; readonly arguments: string; readonly [key: string]: unknown }
+  /** The server's other fields (Gemini's `extra_content`), kept so that the call can be sent back whole. */
+  readonly [key: string]: unknown
 }
 
 /**
@@ -174,7 +177,8 @@ export interface ChatCompletion {
  * One piece of a streamed reply, for one choice (`choice`, 0 when the server
  * names none): a chunk with two choices gives two deltas. `content` is `""`
  * when the piece carries something else: `reasoning`, tool-call fragments,
- * a `refusal`, `logprobs`, a `finishReason` or `usage`. `chunk` is the
+ * a `refusal`, `logprobs`, a `finishReason`, `usage`, or only fields
+ * easychat has no name for (`audio`, `annotations`: read them in `chunk`). `chunk` is the
  * server's chunk object, untouched (shared by the deltas of one chunk); it
  * is parsed when first read, so it is not an own property: spreading or
  * `JSON.stringify` leaves it out.

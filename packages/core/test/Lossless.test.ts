@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
-import { HttpResponse, http } from "msw"
+import { delay, HttpResponse, http } from "msw"
 import { setupServer } from "msw/node"
 import { afterAll, afterEach, beforeAll } from "vitest"
 import { Chat, type EasyChat, Presets } from "../src/index.js"
@@ -302,6 +302,161 @@ describe("forward and models", () => {
     expect(models).toEqual([
       { server: A, models: [{ id: "m1", object: "model" }] },
       { server: B, models: undefined }
+    ])
+  })
+})
+
+describe("what servers send at the edges", () => {
+  const options = { servers: [A], cookieInit: "off" as const }
+  const chunkOf = (choices: unknown, extra: Record<string, unknown> = {}) =>
+    data({ id: "c", object: "chat.completion.chunk", choices, ...extra })
+  const run = (answer: () => Response, opts: Record<string, unknown> = options) => {
+    server.use(...mirror(A, [], answer))
+    return withChat(opts, (chat) => collect(chat, { messages }))
+  }
+
+  it("a choice that carries only fields without a name (audio) is a delta, and the first token", async () => {
+    const audio = { id: "audio_1", data: "UklGRg==", transcript: "Hi" }
+    const body = new ReadableStream<Uint8Array>({
+      async start(controller) {
+        const enc = new TextEncoder()
+        controller.enqueue(enc.encode(chunkOf([{ index: 0, delta: { role: "assistant", audio } }])))
+        // Longer than firstToken: the audio piece was the first token.
+        await new Promise((resolve) => setTimeout(resolve, 400))
+        controller.enqueue(enc.encode(chunkOf([{ index: 0, delta: {}, finish_reason: "stop" }]) + DONE))
+        controller.close()
+      }
+    })
+    const deltas = await run(() => new HttpResponse(body, { headers: { "content-type": "text/event-stream" } }), {
+      ...options,
+      timeouts: { firstToken: 250 }
+    })
+    expect(deltas.map(({ server: _, ...d }) => d)).toEqual([
+      { choice: 0, content: "" },
+      { choice: 0, content: "", finishReason: "stop" }
+    ])
+    expect(deltas[0]!.chunk).toMatchObject({ choices: [{ delta: { audio } }] })
+    expect(Chat.accumulate(deltas).raw).toMatchObject({ choices: [{ message: { audio } }] })
+  })
+
+  it("choices: null is no choices (a usage chunk), not a broken stream", async () => {
+    const usage = { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 }
+    const deltas = await run(() =>
+      sse([
+        chunkOf([{ index: 0, delta: { content: "a" } }]),
+        chunkOf([{ index: 0, delta: {}, finish_reason: "stop" }]),
+        chunkOf(null, { usage }),
+        DONE
+      ])
+    )
+    expect(deltas.at(-1)).toMatchObject({ choice: 0, content: "", usage })
+  })
+
+  it("tool calls without an index (Gemini) are told apart by id; a later null takes nothing away", async () => {
+    const deltas = await run(() =>
+      sse([
+        chunkOf([
+          {
+            index: 0,
+            delta: { tool_calls: [{ id: "c1", type: "function", function: { name: "a", arguments: '{"x":1}' } }] }
+          }
+        ]),
+        chunkOf([
+          {
+            index: 0,
+            delta: { tool_calls: [{ id: "c2", type: "function", function: { name: "b", arguments: '{"y"' } }] }
+          }
+        ]),
+        chunkOf([
+          { index: 0, delta: { tool_calls: [{ id: null, type: null, function: { name: null, arguments: ":2}" } }] } }
+        ]),
+        chunkOf([{ index: 0, delta: {}, finish_reason: "tool_calls" }]),
+        DONE
+      ])
+    )
+    expect(Chat.accumulate(deltas).toolCalls).toEqual([
+      { id: "c1", type: "function", function: { name: "a", arguments: '{"x":1}' } },
+      { id: "c2", type: "function", function: { name: "b", arguments: '{"y":2}' } }
+    ])
+  })
+
+  it("with several choices, a stream cut before every choice finished is StreamInterrupted", async () => {
+    server.use(
+      ...mirror(A, [], () =>
+        sse([
+          chunkOf([{ index: 0, delta: { content: "Hel" } }]),
+          chunkOf([{ index: 1, delta: { content: "Bye" }, finish_reason: "stop" }])
+        ])
+      )
+    )
+    const error = await failureOf(options, (chat) => collect(chat, { messages, n: 2 }))
+    expect(error).toMatchObject({ _tag: "StreamInterrupted", server: A, deltas: 2 })
+  })
+
+  it("usage alone is not the first token: an attempt that fails after it fails over and leaves nothing", async () => {
+    const usage = { prompt_tokens: 1, completion_tokens: 0, total_tokens: 1 }
+    server.use(
+      ...mirror(A, [], () =>
+        sse([
+          chunkOf([{ index: 0, delta: { role: "assistant" } }], { usage }),
+          'data: {"error":{"message":"overloaded"}}\n\n'
+        ])
+      ),
+      ...mirror(B, [], () => sse([chunkOf([{ index: 0, delta: { content: "B" }, finish_reason: "stop" }]), DONE]))
+    )
+    const deltas = await withChat({ servers: [A, B], cookieInit: "off", strategy: "round-robin" }, (chat) =>
+      collect(chat, { messages })
+    )
+    expect(deltas.map((d) => [d.server, d.content])).toEqual([[B, "B"]])
+  })
+
+  it("a whole request answered with a stream of no choices is NoResponse, and fails over", async () => {
+    server.use(...mirror(A, [], () => sse([DONE])), ...mirror(B, [], () => HttpResponse.json(whole)))
+    const reply = await withChat({ servers: [A, B], cookieInit: "off", strategy: "round-robin" }, (chat) =>
+      chat.complete({ messages })
+    )
+    expect(reply.server).toBe(B)
+    const alone = await failureOf(options, (chat) => chat.complete({ messages }))
+    expect(alone).toMatchObject({ _tag: "AllServersFailed", attempts: [{ error: { _tag: "NoResponse" } }] })
+  })
+
+  it("a reply read from the reducer does not change with later deltas", async () => {
+    const deltas = await run(() =>
+      sse([
+        chunkOf([{ index: 0, delta: { content: "a" }, logprobs: { content: [{ token: "a", logprob: -1 }] } }]),
+        chunkOf([{ index: 0, delta: { content: "b" }, logprobs: { content: [{ token: "b", logprob: -1 }] } }]),
+        chunkOf([{ index: 0, delta: {}, finish_reason: "stop" }]),
+        DONE
+      ])
+    )
+    const reply = Chat.accumulator()
+    reply.add(deltas[0]!)
+    const first = reply.get()
+    reply.add(deltas[1]!)
+    expect(first.logprobs).toEqual({ content: [{ token: "a", logprob: -1 }] })
+    expect(reply.get().logprobs).toEqual({
+      content: [
+        { token: "a", logprob: -1 },
+        { token: "b", logprob: -1 }
+      ]
+    })
+  })
+
+  it("models: a server answering nonsense has no list; the others still answer", async () => {
+    server.use(
+      http.get(
+        `${A}/v1/models`,
+        () => new HttpResponse("{not json", { headers: { "content-type": "application/json" } })
+      ),
+      http.get(`${B}/v1/models`, async () => {
+        await delay(50)
+        return HttpResponse.json({ data: [{ id: "m" }] })
+      })
+    )
+    const models = await withChat({ ...Presets.openAICompatible(A), servers: [A, B] }, (chat) => chat.models)
+    expect(models).toEqual([
+      { server: A, models: undefined },
+      { server: B, models: [{ id: "m" }] }
     ])
   })
 })

@@ -404,7 +404,7 @@ describe("the usual chunk's fast path", () => {
     if (!isObject(body)) return { error: { _tag: "DecodeError", reason: "InvalidChunk" } }
     if (body.error !== undefined && body.error !== null && body.error !== false)
       return { error: { _tag: "UpstreamError" } }
-    if (body.choices !== undefined && !Array.isArray(body.choices)) {
+    if (body.choices !== undefined && body.choices !== null && !Array.isArray(body.choices)) {
       return { error: { _tag: "DecodeError", reason: "InvalidChunk" } }
     }
     // One delta per choice that carries something; the usage on the first, or on a delta of its own.
@@ -430,7 +430,15 @@ describe("the usual chunk's fast path", () => {
       if (nonEmpty(delta.refusal)) out.refusal = delta.refusal
       if (choice.logprobs !== undefined && choice.logprobs !== null) out.logprobs = choice.logprobs
       if (typeof choice.finish_reason === "string") out.finishReason = choice.finish_reason
-      if (Object.keys(out).length > 2 || out.content !== "") deltas.push(out)
+      // A field without a name in ChatDelta that says something (not null, "", [] or {}) makes a delta too.
+      const says = (u: unknown) =>
+        u !== null && u !== "" && !(typeof u === "object" && Object.keys(u as object).length === 0)
+      const named = ["role", "content", "reasoning_content", "reasoning", "reasoning_details", "tool_calls"]
+      const other =
+        Object.entries(choice).some(
+          ([k, v]) => !["index", "delta", "finish_reason", "logprobs"].includes(k) && says(v)
+        ) || Object.entries(delta).some(([k, v]) => ![...named, "function_call", "refusal"].includes(k) && says(v))
+      if (Object.keys(out).length > 2 || out.content !== "" || other) deltas.push(out)
     }
     if (isObject(body.usage)) {
       const first = choices[0]
@@ -492,8 +500,8 @@ describe("the usual chunk's fast path", () => {
       ),
       { numRuns: 3000 }
     )
-    // The generator reaches the fast path often enough to test it.
-    expect(usual).toBeGreaterThan(runs / 30)
+    // The generator reaches the fast path often enough to test it (about 1 run in 30; at least 1 in 40).
+    expect(usual).toBeGreaterThan(runs / 40)
   }, 120_000)
 
   const usualChunk = (delta: string) =>

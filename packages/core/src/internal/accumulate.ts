@@ -8,14 +8,22 @@ const isObject = (u: unknown): u is Fields => typeof u === "object" && u !== nul
 /** Text fields of a message delta that are pieces of one string. */
 const TEXT = new Set(["content", "refusal", "reasoning_content", "reasoning"])
 
-/** A tool-call fragment (or a legacy `function_call`) added to the call it continues. */
+/** A fresh object without a prototype: a server's `__proto__` key stays a field. */
+const fields = (): Fields => Object.create(null) as Fields
+
+/**
+ * A tool-call fragment (or a legacy `function_call`) added to the call it
+ * continues. A later fragment's `null` (some servers repeat `id: null`,
+ * `name: null`) takes nothing away.
+ */
 const mergeCall = (call: Fields, fragment: Fields) => {
   for (const key in fragment) {
     const value = fragment[key]
     if (key === "function" && isObject(value)) {
-      const fn = isObject(call.function) ? call.function : (call.function = {})
+      const fn = isObject(call.function) ? call.function : (call.function = fields())
       mergeFunction(fn, value)
-    } else if (key !== "index" || call.index === undefined) call[key] = value
+    } else if (key === "index") continue
+    else if (value !== null || !(key in call)) call[key] = value
   }
 }
 const mergeFunction = (fn: Fields, fragment: Fields) => {
@@ -26,8 +34,26 @@ const mergeFunction = (fn: Fields, fragment: Fields) => {
     } else if (key === "name" && typeof value === "string") {
       // Servers repeat the name on each fragment, or send it once: it is not a piece.
       if (typeof fn.name !== "string" || fn.name === "") fn.name = value
-    } else fn[key] = value
+    } else if (value !== null || !(key in fn)) fn[key] = value
   }
+}
+
+/**
+ * The call a fragment belongs to: its `index`; without one (Gemini sends
+ * each call whole, in a chunk of its own), a new `id` opens the next call
+ * and a fragment without an id continues the last one.
+ */
+const callOf = (calls: Array<Fields>, fragment: Fields): Fields => {
+  if (Number.isInteger(fragment.index)) {
+    const index = fragment.index as number
+    return (calls[index] ??= fields())
+  }
+  const last = calls.at(-1)
+  const id = fragment.id
+  if (last !== undefined && (typeof id !== "string" || id === "" || id === last.id)) return last
+  const call = fields()
+  calls.push(call)
+  return call
 }
 
 /** A chunk's message delta added to the message it continues (openai-node's rules, reasoning joined too). */
@@ -38,17 +64,14 @@ const mergeDelta = (message: Fields, calls: Array<Fields>, delta: Fields) => {
       if (typeof value === "string") message[key] = (typeof message[key] === "string" ? message[key] : "") + value
       else if (!(key in message)) message[key] = value
     } else if (key === "tool_calls" && Array.isArray(value)) {
-      for (let i = 0; i < value.length; i++) {
-        const fragment: unknown = value[i]
-        if (!isObject(fragment)) continue
-        const index = Number.isInteger(fragment.index) ? (fragment.index as number) : i
-        mergeCall((calls[index] ??= { index }), fragment)
-      }
+      for (const fragment of value) if (isObject(fragment)) mergeCall(callOf(calls, fragment), fragment)
     } else if (key === "function_call" && isObject(value)) {
-      const fn = isObject(message.function_call) ? message.function_call : (message.function_call = {})
+      const fn = isObject(message.function_call) ? message.function_call : (message.function_call = fields())
       mergeFunction(fn, value)
     } else if (key === "reasoning_details" && Array.isArray(value)) {
-      const details = Array.isArray(message[key]) ? (message[key] as Array<unknown>) : (message[key] = [])
+      const details = Array.isArray(message[key])
+        ? (message[key] as Array<unknown>)
+        : (message[key] = [] as Array<unknown>)
       for (const detail of value) mergeDetail(details, detail)
     } else if (value !== null || !(key in message)) message[key] = value
   }
@@ -82,7 +105,7 @@ const mergeDetail = (details: Array<unknown>, detail: unknown) => {
 }
 
 const mergeLogprobs = (choice: Fields, logprobs: Fields) => {
-  const into = isObject(choice.logprobs) ? choice.logprobs : (choice.logprobs = {})
+  const into = isObject(choice.logprobs) ? choice.logprobs : (choice.logprobs = fields())
   for (const key in logprobs) {
     const value = logprobs[key]
     if (Array.isArray(value)) into[key] = [...(Array.isArray(into[key]) ? into[key] : []), ...value]
@@ -102,7 +125,7 @@ interface Choice {
  * chunk is added once.
  */
 export const makeAccumulator = (): Accumulator => {
-  const top: Fields = {}
+  const top: Fields = fields()
   const choices = new Map<number, Choice>()
   let usage: unknown
   let last: object | undefined
@@ -122,7 +145,13 @@ export const makeAccumulator = (): Accumulator => {
       const index = Number.isInteger(c.index) ? (c.index as number) : i
       let choice = choices.get(index)
       if (choice === undefined) {
-        choice = { fields: { index, logprobs: null, finish_reason: null }, message: { role: "assistant" }, calls: [] }
+        const own = fields()
+        own.index = index
+        own.logprobs = null
+        own.finish_reason = null
+        const message = fields()
+        message.role = "assistant"
+        choice = { fields: own, message, calls: [] }
         choices.set(index, choice)
       }
       for (const key in c) {
@@ -136,6 +165,7 @@ export const makeAccumulator = (): Accumulator => {
       }
     }
   }
+  // A snapshot: plain objects, copied, so that later chunks never change a reply already read.
   const body = (): Fields => {
     const out: Fields = { ...top, object: "chat.completion" }
     out.choices = [...choices.values()]
@@ -143,18 +173,11 @@ export const makeAccumulator = (): Accumulator => {
       .map(({ fields, message, calls }) => {
         const whole: Fields = { ...message }
         const joined = calls.filter((call) => call !== undefined)
-        if (joined.length > 0) {
-          // A whole reply's calls have no `index`: their place in the array is it.
-          whole.tool_calls = joined.map(({ index: _, ...call }) => ({
-            ...call,
-            ...(isObject(call.function) ? { function: { ...call.function } } : {})
-          }))
-        }
-        if (isObject(message.function_call)) whole.function_call = { ...message.function_call }
+        if (joined.length > 0) whole.tool_calls = joined
         return { ...fields, message: whole }
       })
     if (usage !== undefined) out.usage = usage
-    return out
+    return structuredClone(out)
   }
   return {
     add: (delta: ChatDelta) => {

@@ -45,11 +45,11 @@ import * as Body from "./body.js"
 import { makeCookieStore } from "./cookies.js"
 import { credentialForms } from "./redact.js"
 import {
-  carries,
   completionOf,
   Delta,
   DONE,
   excerpt,
+  isActivity,
   parseJson,
   serverMessage,
   stepOf,
@@ -696,19 +696,22 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
             )
           : Effect.die(error)
       )
-    // With `every`, deltas that carry nothing wait here until one that does: an attempt that fails
-    // before its first delta must leave nothing with the caller.
+    // Deltas that are no piece of the reply (usage alone; with `every`, those that carry nothing) wait
+    // here until one that is: an attempt that fails before its first piece leaves nothing with the caller.
     let held: Array<ChatDelta> | undefined
+    // The choices that have begun and not finished: a cut stream ended only when none is left.
+    const open = new Set<number>()
     const deliver = (delta: Delta) => {
-      if (every && delivered.deltas === 0 && !carries(delta)) {
+      const piece = isActivity(delta)
+      if (!piece && delivered.deltas === 0) {
         ;(held ??= []).push(delta)
         return
       }
-      if (held !== undefined) {
-        for (const h of held) queue.push(h)
-        held = undefined
-      }
-      if (delta.finishReason !== undefined) finished = true
+      if (held !== undefined) flush()
+      if (delta.finishReason !== undefined) {
+        finished = true
+        open.delete(delta.choice)
+      } else if (piece) open.add(delta.choice)
       delivered.deltas++
       delivered.characters += delta.content.length
       queue.push(delta)
@@ -724,9 +727,14 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
       }
       return false
     }
-    /** The end of the body: what is held reaches the caller. */
+    /** What is held reaches the caller: a piece arrived, or the reply ended whole. */
     const flush = () => {
-      if (held !== undefined) for (const h of held) queue.push(h)
+      if (held !== undefined) {
+        for (const h of held) {
+          delivered.deltas++
+          queue.push(h)
+        }
+      }
       held = undefined
     }
     const sink: Body.Sink = {
@@ -762,19 +770,20 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
         if (stop !== undefined) return
         try {
           const done = run(decoder.end())
-          if (done || finished) flush()
-          stop =
-            done || finished
-              ? END
-              : Effect.fail(
-                  Option.some(
-                    new StreamInterrupted({
-                      server,
-                      ...delivered,
-                      detail: "the stream ended without [DONE] or a finish_reason"
-                    })
-                  )
+          // Without `[DONE]`, the reply ended whole only when every choice that began has finished.
+          const whole = done || (finished && open.size === 0)
+          if (whole) flush()
+          stop = whole
+            ? END
+            : Effect.fail(
+                Option.some(
+                  new StreamInterrupted({
+                    server,
+                    ...delivered,
+                    detail: "the stream ended without [DONE] or a finish_reason"
+                  })
                 )
+              )
         } catch (error) {
           failWith(error)
         }
@@ -958,8 +967,11 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
           }
           return Effect.void
         })
+        const whole = reply.get()
+        // As a whole body without choices is: nothing to answer with, and another server may have it.
+        if (whole.choices.length === 0) return yield* new NoResponse({ server, detail: "the reply has no choices" })
         yield* pool.onSuccess(server, latency)
-        return reply.get()
+        return whole
       }
       if (!isJson(contentType)) return yield* unexpected(server, response, "application/json")
       const read = yield* Effect.timeoutFail(readText(server, response, settings.maxReplySize), {
@@ -1298,7 +1310,9 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
           return { server, models: undefined }
         }
         const read = yield* readText(server, response, settings.maxReplySize)
-        const body: unknown = read.truncated ? undefined : JSON.parse(read.text)
+        const body: unknown = read.truncated
+          ? undefined
+          : yield* Effect.option(Effect.try(() => JSON.parse(read.text))).pipe(Effect.map(Option.getOrUndefined))
         const data = typeof body === "object" && body !== null ? (body as { data?: unknown }).data : undefined
         return {
           server,
@@ -1306,7 +1320,11 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
             ? data.filter((m): m is Record<string, unknown> => typeof m === "object" && m !== null)
             : undefined
         }
-      }).pipe(Effect.orElseSucceed(() => ({ server, models: undefined }))),
+      }).pipe(
+        // A server that stalls or answers nonsense has no list; the others still answer.
+        Effect.timeoutFail({ duration: timeouts.headers, onTimeout: () => timeoutOf(server, "headers") }),
+        Effect.orElseSucceed(() => ({ server, models: undefined }))
+      ),
     { concurrency: "unbounded" }
   )
 

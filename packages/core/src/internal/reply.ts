@@ -195,6 +195,8 @@ export class Delta implements ChatDelta {
   readonly server: string
   readonly #data: string
   #chunk: Chunk | undefined
+  /** Whether the piece carries a field easychat has no name for (`audio`, `annotations`, ...). */
+  #other = false
   constructor(choice: number, content: string, server: string, data: string, chunk: Chunk | undefined) {
     this.choice = choice
     this.content = content
@@ -211,6 +213,12 @@ export class Delta implements ChatDelta {
   static text(delta: ChatDelta): string {
     return delta instanceof Delta ? delta.#data : JSON.stringify(delta.chunk)
   }
+  static carriesOther(delta: ChatDelta): boolean {
+    return delta instanceof Delta && delta.#other
+  }
+  static markOther(delta: Delta): void {
+    delta.#other = true
+  }
 }
 // One delta for the life of the module, so that a full GC between two replies
 // does not collect the deltas' hidden class and with it the code optimized for
@@ -218,16 +226,48 @@ export class Delta implements ChatDelta {
 /** @internal */
 export const resident = new Delta(0, "", "", "{}", undefined)
 
-/** Whether a delta carries anything: text, reasoning, tool calls, a refusal, logprobs, a finish reason or usage. */
-export const carries = (d: ChatDelta): boolean =>
+/**
+ * Whether a delta is a piece of the reply: text, reasoning, tool calls, a
+ * refusal, logprobs, a finish reason, or a field easychat has no name for.
+ * Such a delta is the first token, resets the idle limit and ends failover.
+ */
+export const isActivity = (d: ChatDelta): boolean =>
   d.content !== "" ||
   d.finishReason !== undefined ||
-  d.usage !== undefined ||
   d.reasoning !== undefined ||
   d.toolCalls !== undefined ||
   d.refusal !== undefined ||
   d.logprobs !== undefined ||
-  d.reasoningDetails !== undefined
+  d.reasoningDetails !== undefined ||
+  Delta.carriesOther(d)
+
+/** Whether a delta carries anything: a piece of the reply, or `usage`. */
+export const carries = (d: ChatDelta): boolean => d.usage !== undefined || isActivity(d)
+
+/** A value that says something: not `null`, and not an empty string, array or object. */
+const says = (u: unknown): boolean =>
+  u !== null &&
+  u !== undefined &&
+  u !== "" &&
+  !(Array.isArray(u) && u.length === 0) &&
+  !(typeof u === "object" && !Array.isArray(u) && Object.keys(u as object).length === 0)
+
+/** The fields of a choice and of its delta that `ChatDelta` names (or that carry nothing, as `role`). */
+const NAMED_CHOICE = new Set(["index", "delta", "finish_reason", "logprobs"])
+const NAMED_DELTA = new Set([
+  "role",
+  "content",
+  "reasoning_content",
+  "reasoning",
+  "reasoning_details",
+  "tool_calls",
+  "function_call",
+  "refusal"
+])
+const carriesOther = (fields: Record<string, unknown>, named: ReadonlySet<string>): boolean => {
+  for (const key in fields) if (!named.has(key) && says(fields[key])) return true
+  return false
+}
 
 /** `[DONE]`: the end of the reply. */
 export const DONE = "[DONE]"
@@ -271,7 +311,10 @@ const choiceDelta = (server: string, chunk: Chunk, data: string, choice: Record<
   }
   if (choice.logprobs !== undefined && choice.logprobs !== null) out.logprobs = choice.logprobs
   if (typeof choice.finish_reason === "string") out.finishReason = choice.finish_reason
-  return carries(out) ? out : undefined
+  if (carriesOther(choice, NAMED_CHOICE) || (delta !== undefined && carriesOther(delta, NAMED_DELTA))) {
+    Delta.markOther(out)
+  }
+  return isActivity(out) ? out : undefined
 }
 
 /**
@@ -280,7 +323,8 @@ const choiceDelta = (server: string, chunk: Chunk, data: string, choice: Record<
  * `every`, a chunk that carries nothing still gives one empty delta.
  */
 const chunkDeltas = (server: string, chunk: Chunk, data: string, every: boolean): Step => {
-  const choices = chunk.choices
+  // `null` (Azure, MiniMax, on a usage chunk) is no choices, as an absent key is.
+  const choices = chunk.choices === null ? undefined : chunk.choices
   if (choices !== undefined && !Array.isArray(choices)) {
     throw new DecodeError({ reason: "InvalidChunk", detail: "choices must be an array", server })
   }
@@ -332,16 +376,19 @@ export const stepOf = (server: string, event: SseEvent, secrets: ReadonlyArray<s
   }
   const usual = matchUsual(data)
   if (usual !== null) {
+    // An empty text leaves the chunk to JSON.parse: a field beside it may still be a piece of the reply.
     const content = usual[1]
     if (content !== undefined) {
       const text = stringOf(content)
-      return text === "" && !every ? undefined : new Delta(0, text, server, data, undefined)
+      if (text !== "") return new Delta(0, text, server, data, undefined)
+    } else {
+      const reasoning = stringOf((usual[2] ?? usual[3])!)
+      if (reasoning !== "") {
+        const delta = new Delta(0, "", server, data, undefined)
+        delta.reasoning = reasoning
+        return delta
+      }
     }
-    const reasoning = stringOf((usual[2] ?? usual[3])!)
-    if (reasoning === "") return every ? new Delta(0, "", server, data, undefined) : undefined
-    const delta = new Delta(0, "", server, data, undefined)
-    delta.reasoning = reasoning
-    return delta
   }
   const chunk = parseJson(server, data, secrets)
   if (!isObject(chunk)) {
@@ -358,13 +405,16 @@ export const stepOf = (server: string, event: SseEvent, secrets: ReadonlyArray<s
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
 
+/** A whole tool call; the server's other fields (Gemini's `extra_content`, ...) are kept, to be sent back. */
 const toolCallOf = (call: unknown): ToolCall => {
-  const c = isObject(call) ? call : {}
+  const { index: _, ...c } = isObject(call) ? call : {}
   const fn = isObject(c.function) ? c.function : {}
   return {
+    ...c,
     id: typeof c.id === "string" ? c.id : "",
     type: typeof c.type === "string" ? c.type : "function",
     function: {
+      ...fn,
       name: typeof fn.name === "string" ? fn.name : "",
       arguments:
         typeof fn.arguments === "string" ? fn.arguments : fn.arguments === undefined ? "" : JSON.stringify(fn.arguments)
