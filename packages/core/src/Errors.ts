@@ -164,7 +164,10 @@ export class StreamInterrupted extends Schema.TaggedError<StreamInterrupted>("@e
   { server: Schema.String, deltas: Schema.Number, characters: Schema.Number, detail: Schema.String }
 ) {
   override get message(): string {
-    return `The stream from ${this.server} was interrupted after ${this.deltas} deltas (${this.characters} characters): ${this.detail}`
+    // No delta: a forwarded answer (`forward`) cut after its status, which has no deltas to count.
+    return this.deltas === 0 && this.characters === 0
+      ? `The answer from ${this.server} was cut before its end: ${this.detail}`
+      : `The stream from ${this.server} was interrupted after ${this.deltas} deltas (${this.characters} characters): ${this.detail}`
   }
 }
 

@@ -293,6 +293,26 @@ describe("forward and models", () => {
     expect(seen).toEqual([A, `${B} {"input":"hi","model":"e"}`])
   })
 
+  it("forwards the caller's query as it came, and refuses an endpoint that is not a path", async () => {
+    const urls: Array<string> = []
+    server.use(
+      http.post(`${A}/v1/embeddings`, ({ request }) => {
+        urls.push(request.url)
+        return HttpResponse.json({ data: [] })
+      })
+    )
+    const options = Presets.openAICompatible(A)
+    const status = await withChat(options, (chat) =>
+      Effect.scoped(
+        Effect.map(chat.forward({ endpoint: "/embeddings?api-version=2024-10-21", body: {} }), (a) => a.status)
+      )
+    )
+    expect(status).toBe(200)
+    expect(urls).toEqual([`${A}/v1/embeddings?api-version=2024-10-21`])
+    const error = await failureOf(options, (chat) => Effect.scoped(chat.forward({ endpoint: "/../admin", body: {} })))
+    expect(error).toMatchObject({ _tag: "InvalidRequest", field: "endpoint" })
+  })
+
   it("lists each server's models, or undefined for a server without the endpoint", async () => {
     server.use(
       http.get(`${A}/v1/models`, () => HttpResponse.json({ object: "list", data: [{ id: "m1", object: "model" }] })),

@@ -115,7 +115,7 @@ describe("POST /v1/* other than chat", () => {
       const events = sseEvents(response.text).filter((e) => e.data !== "")
       expect(events.slice(0, 2).map((e) => e.data)).toEqual(completionChunks.slice(0, 2))
       expect(events.at(-1)?.event).toBe("error")
-      expect(JSON.parse(events.at(-1)!.data).error.code).toBe("TransportError")
+      expect(JSON.parse(events.at(-1)!.data).error.code).toBe("StreamInterrupted")
       expect(events.some((e) => e.data === "[DONE]")).toBe(false)
       // A JSON body cut halfway is cut for the client too: an ended body would pass for a whole one.
       const whole = await postJson(`${gateway.url}/v1/embeddings`, { input: "x" }).then(

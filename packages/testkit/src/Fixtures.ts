@@ -1,8 +1,10 @@
 /**
- * Replies recorded byte for byte as real servers send them today (OpenAI,
- * DeepSeek, Ollama, OpenRouter): each fixture holds the streamed answer (SSE)
- * and the whole answer (JSON) of the same reply, for tests of clients that must
- * lose nothing — tool calls, reasoning, refusals, logprobs, every choice.
+ * Replies in the shapes real servers send today (OpenAI, DeepSeek, Ollama,
+ * OpenRouter), written out from their documented and observed formats (not
+ * captured traffic) and served byte for byte: each fixture holds the streamed
+ * answer (SSE) and the whole answer (JSON) of the same reply, for tests of
+ * clients that must lose nothing — tool calls, reasoning, refusals, logprobs,
+ * every choice.
  *
  * Serve one with the `fixture` option of `MirrorServer.start` or
  * `mirrorHandlers`, or read its chunks with `chunksOf`. Free of `node:*`, so

@@ -1252,8 +1252,12 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
   const forward = (request: ForwardRequest): Effect.Effect<Forwarded, EasyChatError> => {
     let current = ""
     return Effect.gen(function* () {
-      if (!/^\/[A-Za-z0-9/_.-]*$/.test(request.endpoint) || request.endpoint.includes("..")) {
-        return yield* new InvalidRequestError({ field: "endpoint", rule: "must be a path such as /embeddings" })
+      // A path of the API, and the caller's query (Azure's `?api-version=`) as it came.
+      if (!/^\/[A-Za-z0-9/_.-]*(\?[\x21-\x7e]*)?$/.test(request.endpoint) || request.endpoint.includes("..")) {
+        return yield* new InvalidRequestError({
+          field: "endpoint",
+          rule: "must be a path such as /embeddings, with an optional query"
+        })
       }
       const pinned = settings.activeServer
       const tried = new Set<string>()
@@ -1281,7 +1285,7 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
         yield* pool.onSuccess(server, (yield* Clock.currentTimeMillis) - start)
         const body = response.stream.pipe(
           Stream.mapError(
-            (e): EasyChatError => new TransportError({ server, detail: `the answer was cut: ${describe(e)}` })
+            (e): EasyChatError => new StreamInterrupted({ server, deltas: 0, characters: 0, detail: describe(e) })
           ),
           Stream.timeoutFail(() => timeoutOf(server, "idle"), timeouts.idle)
         )

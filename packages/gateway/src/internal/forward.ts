@@ -21,10 +21,10 @@ const isEventStream = (contentType: string) => contentType.toLowerCase().include
  */
 export const makeForward = (settings: Resolved, limited: Limit) =>
   Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-    const path = request.url.split("?")[0]!
-    const endpoint = path.slice("/v1".length)
+    const [path = "", query] = request.url.split("?", 2)
+    const name = path.slice("/v1".length)
     // `/v1/models` is the gateway's own, read with GET.
-    if (endpoint === "/models" || endpoint.startsWith("/models/")) {
+    if (name === "/models" || name.startsWith("/models/")) {
       return Effect.succeed(
         respond(
           apiError(405, "invalid_request_error", "method_not_allowed", `Use GET ${path}`, {
@@ -35,7 +35,10 @@ export const makeForward = (settings: Resolved, limited: Limit) =>
     }
     const secrets = () => clientSecrets(settings.keys, request.headers.authorization)
     return readJsonObject(request, settings).pipe(
-      Effect.flatMap((body) => limited(forward(request, endpoint, routable(body, settings), secrets))),
+      // The client's query goes on as it came (Azure's `?api-version=`).
+      Effect.flatMap((body) =>
+        limited(forward(request, query === undefined ? name : `${name}?${query}`, routable(body, settings), secrets))
+      ),
       Effect.catchAll((error) => failed(error, secrets()))
     )
   })
