@@ -532,3 +532,186 @@ describe("reasoning deltas are activity", () => {
     })
   })
 })
+
+// ---------------------------------------------------------------------------
+// Tool-call and refusal fragments are activity too: the same checks as for reasoning
+
+/** `f` with `empty` applied to the delta of every choice: the same timing, without what `empty` takes out. */
+const emptied = (f: Fixture, name: string, empty: (delta: Json) => void): Fixture => ({
+  ...f,
+  name,
+  stream: f.stream
+    .split("\n")
+    .map((line) => {
+      if (!line.startsWith("data: {")) return line
+      const chunk = JSON.parse(line.slice("data: ".length))
+      for (const choice of chunk.choices) if (isObject(choice.delta)) empty(choice.delta)
+      return `data: ${JSON.stringify(chunk)}`
+    })
+    .join("\n")
+})
+
+/** The index of the first SSE event of `f` (comments included, as the faults count them) that `p` holds for. */
+const eventIndex = (f: Fixture, p: (chunk: Json) => boolean) =>
+  f.stream
+    .split("\n\n")
+    .filter((event) => event !== "")
+    .findIndex((event) => event.startsWith("data: {") && p(JSON.parse(event.slice("data: ".length))))
+
+const finishes = (chunk: Json) => (chunk.choices as Array<Json>).some((c) => typeof c.finish_reason === "string")
+
+const fragmentKinds = [
+  {
+    kind: "tool-call",
+    // Each call's id and name, then its arguments in about 12 fragments, both calls in turn: 27 chunks of
+    // fragments from the first event on, the finish chunk at event 27 (~1620 ms with 60 ms between writes).
+    fixture: Fixtures.openaiParallelToolCalls,
+    silenced: emptied(Fixtures.openaiParallelToolCalls, "openai-parallel-tool-calls-emptied", (d) => {
+      delete d.tool_calls
+    }),
+    fragmentOfDelta: (d: ChatDelta): unknown => d.toolCalls,
+    fragmentOfChunk: (c: Json): unknown => c.choices[0].delta.tool_calls,
+    firstTwo: [
+      [
+        {
+          index: 0,
+          id: "call_Fq8ZpK2mW7xR4tN9vB3cL6hJ",
+          type: "function",
+          function: { name: "get_weather", arguments: "" }
+        }
+      ],
+      [{ index: 0, function: { arguments: '{"' } }]
+    ]
+  },
+  {
+    kind: "refusal",
+    // The role chunk (refusal ""), 10 refusal fragments, the finish chunk at event 11 (~660 ms): no content ever.
+    fixture: Fixtures.refusal,
+    silenced: emptied(Fixtures.refusal, "refusal-emptied", (d) => {
+      if (nonEmpty(d.refusal)) d.refusal = ""
+    }),
+    fragmentOfDelta: (d: ChatDelta): unknown => d.refusal,
+    fragmentOfChunk: (c: Json): unknown => c.choices[0].delta.refusal,
+    firstTwo: ["I'm", " sorry"]
+  }
+] as const
+
+describe.each(fragmentKinds.map((k) => [k.kind, k] as const))("%s fragments are activity", (kind, k) => {
+  const f = k.fixture
+  /** The event of the first fragment: the faults' `afterDeltas` counts events. */
+  const firstAt = eventIndex(f, (chunk) => k.fragmentOfChunk(chunk) !== undefined && chunkCarries(chunk))
+  const finishAt = eventIndex(f, finishes)
+
+  let servers: Array<MirrorServer.MirrorServer> = []
+  let pool: MirrorPool.MirrorPool | undefined
+  afterEach(async () => {
+    await Promise.all(servers.map((s) => s.close()))
+    servers = []
+    await pool?.close()
+    pool = undefined
+  })
+  const start = async (fixture: Fixture) => {
+    const s = await MirrorServer.start({ fixture, delayMs: DELAY_MS })
+    servers.push(s)
+    return s
+  }
+
+  it("the fixture: fragments from early on, the finish well past firstToken, nothing else in between", () => {
+    expect(firstAt).toBeGreaterThanOrEqual(0)
+    expect(firstAt * DELAY_MS).toBeLessThan(reasoningTimeouts.firstToken)
+    expect(finishAt * DELAY_MS).toBeGreaterThan(reasoningTimeouts.firstToken + DELAY_MS)
+    // Every chunk between the first fragment and the finish carries a fragment of this kind, and no content.
+    const between = chunksOf(f).slice(firstAt, finishAt)
+    for (const chunk of between) {
+      expect(k.fragmentOfChunk(chunk)).toBeDefined()
+      expect(nonEmpty(chunk.choices[0].delta.content)).toBe(false)
+    }
+    expect(between.slice(0, 2).map(k.fragmentOfChunk)).toStrictEqual(k.firstTwo)
+    // The control's stream carries nothing before its finish chunk.
+    expect(chunksOf(k.silenced).filter(chunkCarries)).toStrictEqual([chunksOf(k.silenced)[finishAt]])
+  })
+
+  describe.each(transports)("on the %s transport", (_transport, layer) => {
+    it(`a stream of ${kind} fragments longer than firstToken does not time out, and keeps idle alive`, async () => {
+      const server = await start(f)
+      const started = Date.now()
+      const deltas = await run(
+        { ...options(server), timeouts: reasoningTimeouts },
+        (chat) => collectDeltas(chat),
+        layer()
+      )
+      // The finish came well after firstToken, with no content ever: only the fragments kept the call alive.
+      expect(Date.now() - started).toBeGreaterThan(finishAt * DELAY_MS)
+      expectDeltasMatch(f, deltas, server.url)
+      const client = Client.make({ ...options(server), timeouts: reasoningTimeouts }, layer())
+      const reply = await client
+        .streamDeltas(request)
+        .final()
+        .finally(() => client.close())
+      const expected = expectedChoiceOf(wholeOf(f).choices[0])
+      for (const key of CHOICE_FIELDS) expect(reply[key], key).toStrictEqual(expected[key])
+    })
+  })
+
+  it("control: the same timing with the fragments emptied times out at firstToken", async () => {
+    const server = await start(k.silenced)
+    const error = await failure({ ...options(server), timeouts: reasoningTimeouts }, (chat) =>
+      Stream.runDrain(chat.stream(request))
+    )
+    expect(attemptError(error)).toMatchObject({ _tag: "Timeout", phase: "firstToken", millis: 400 })
+  })
+
+  it(`a stall after ${kind} fragments is an idle timeout, the fragments kept, no failover`, async () => {
+    pool = await MirrorPool.start([{ fault: { kind: "stall-mid-stream", afterDeltas: firstAt + 3 } }, {}], {
+      fixture: f
+    })
+    const seen: Array<ChatDelta> = []
+    const error = await failure(
+      { servers: pool.urls, cookieInit: "off", strategy: "round-robin", timeouts: reasoningTimeouts },
+      (chat) => Stream.runForEach(chat.stream(request), (d) => Effect.sync(() => seen.push(d)))
+    )
+    expect(seen.map(k.fragmentOfDelta)).toStrictEqual(
+      chunksOf(f)
+        .slice(firstAt, firstAt + 3)
+        .map(k.fragmentOfChunk)
+    )
+    expect(attemptError(error)).toMatchObject({ _tag: "Timeout", phase: "idle", server: pool.urls[0] })
+    expect(posts(pool.servers[1]!)).toBe(0)
+  })
+
+  describe.each(transports)("a cut on the %s transport", (_transport, layer) => {
+    const cutAfter = async (events: number) => {
+      pool = await MirrorPool.start([{ fault: { kind: "close-mid-stream", afterDeltas: events } }, {}], {
+        fixture: f
+      })
+      const seen: Array<ChatDelta> = []
+      const outcome = await run(
+        { servers: pool.urls, cookieInit: "off", strategy: "round-robin" },
+        (chat) => Effect.either(Stream.runForEach(chat.stream(request), (d) => Effect.sync(() => seen.push(d)))),
+        layer()
+      )
+      return { outcome, seen, pool }
+    }
+
+    it(`after a ${kind} fragment: StreamInterrupted, no failover`, async () => {
+      const { outcome, seen, pool } = await cutAfter(firstAt + 2)
+      expect(seen.map(k.fragmentOfDelta)).toStrictEqual(k.firstTwo)
+      expect(seen.every((d) => d.content === "")).toBe(true)
+      expect(outcome._tag).toBe("Left")
+      expect((outcome as any).left).toMatchObject({
+        _tag: "StreamInterrupted",
+        server: pool.urls[0],
+        deltas: 2,
+        characters: 0
+      })
+      expect(posts(pool.servers[1]!)).toBe(0)
+    })
+
+    it("control: before any delta, the same cut fails over", async () => {
+      const { outcome, seen, pool } = await cutAfter(firstAt)
+      expect(outcome._tag).toBe("Right")
+      expect(posts(pool.servers[1]!)).toBe(1)
+      expectDeltasMatch(f, seen, pool.urls[1]!)
+    })
+  })
+})
