@@ -457,3 +457,43 @@ describe("secrets", () => {
     })
   })
 })
+
+describe("an upstream that never ends", () => {
+  it("a whole request answered with an endless event stream ends at maxReplySize: a 502, the upstream closed, memory bounded", async () => {
+    const { createServer } = await import("node:http")
+    const chunk = `data: ${JSON.stringify({ choices: [{ index: 0, delta: { content: "x".repeat(1000) } }] })}\n\n`
+    let closed = 0
+    const upstream = createServer((_, res) => {
+      res.writeHead(200, { "content-type": "text/event-stream" })
+      const write = () => {
+        while (res.write(chunk)) if (res.writableLength > 1 << 20) break
+      }
+      res.on("drain", write)
+      res.on("close", () => closed++)
+      write()
+    })
+    await new Promise<void>((resolve) => upstream.listen(0, "127.0.0.1", resolve))
+    const url = `http://127.0.0.1:${(upstream.address() as { port: number }).port}`
+    const { Gateway } = await import("../src/index.js")
+    const gateway = await Gateway.start({
+      port: 0,
+      chat: { servers: [url], cookieInit: "off", path: "/v1/chat/completions", maxReplySize: 4 * 1024 * 1024 }
+    })
+    try {
+      globalThis.gc?.()
+      const before = process.memoryUsage().heapUsed
+      const response = await postJson(`${gateway.url}/v1/chat/completions`, { model: "m", messages })
+      expect(response.status).toBe(502)
+      const body = JSON.parse(response.text)
+      expect(body.error.code).toBe("AllServersFailed")
+      expect(body.error.message).toContain("maxReplySize")
+      // The upstream's endless answer was closed, not read on.
+      await vi.waitFor(() => expect(closed).toBe(1), { timeout: 2000 })
+      expect(process.memoryUsage().heapUsed - before).toBeLessThan(64 * 1024 * 1024)
+    } finally {
+      await gateway.close()
+      upstream.closeAllConnections()
+      await new Promise((resolve) => upstream.close(resolve))
+    }
+  })
+})
