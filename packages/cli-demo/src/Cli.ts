@@ -150,19 +150,56 @@ const gateway = Command.make(
     ),
     keys: Options.text("key").pipe(
       Options.withDescription(
-        "A key clients must send as Authorization: Bearer <key>; repeatable. Default: EASYCHAT_GATEWAY_KEYS (comma-separated)."
+        "A key clients must send as Authorization: Bearer <key>; repeatable. Visible to other users in ps: prefer --key-file or EASYCHAT_GATEWAY_KEYS (keys separated by commas or line ends), the default when neither --key nor --key-file is given. A key has at least 16 printable ASCII characters, no spaces."
       ),
       Options.repeated
+    ),
+    keyFile: Options.text("key-file").pipe(
+      Options.withDescription("A file of keys, one a line (blank lines and lines starting with # are skipped)."),
+      Options.optional
     ),
     cors: Options.text("cors").pipe(
       Options.withDescription("An origin allowed by CORS (e.g. http://localhost:3000); repeatable."),
       Options.repeated
+    ),
+    hostnames: Options.text("hostname").pipe(
+      Options.withDescription(
+        "A Host name served without a key besides loopback ones (e.g. gateway.lan); repeatable. Others are refused (DNS rebinding)."
+      ),
+      Options.repeated
+    ),
+    allowRouting: Options.boolean("allow-routing").pipe(
+      Options.withDescription("Let clients choose the server (activeServer in the request body); ignored by default.")
+    ),
+    maxBodyBytes: Options.integer("max-body-bytes").pipe(
+      Options.withDescription("The largest request body, in bytes (default 1048576); over it: 413."),
+      Options.optional
+    ),
+    maxConcurrent: Options.integer("max-concurrent").pipe(
+      Options.withDescription("Requests to the pool served at once (default 64); over it: 429."),
+      Options.optional
+    ),
+    bodyTimeout: Options.text("body-timeout").pipe(
+      Options.withDescription("How long a client may take to send its request body (default 30s); over it: 408."),
+      Options.optional
+    ),
+    sendTimeout: Options.text("send-timeout").pipe(
+      Options.withDescription(
+        "How long a client may read nothing while its answer waits (default 60s); then its connection is closed and its upstream request cancelled."
+      ),
+      Options.optional
+    ),
+    grace: Options.text("grace").pipe(
+      Options.withDescription(
+        "On SIGTERM or Ctrl-C: how long open requests may finish (default 10s; 0: at once); streams still open then end with an error event. A second signal stops at once."
+      ),
+      Options.optional
     )
   },
   Gateway.run
 ).pipe(
   Command.withDescription(
-    "Serve an OpenAI-compatible API (/v1/chat/completions, /v1/models, /health) in front of the pool until Ctrl-C."
+    "Serve an OpenAI-compatible API (/v1/chat/completions, /v1/models, /health) in front of the pool until SIGTERM or Ctrl-C, which drain it (exit 0)."
   )
 )
 
@@ -184,13 +221,23 @@ const cli = Command.run(root, { name: "easychat", version, footer })
 /**
  * Runs the command on `argv` (as `process.argv`: runtime and script first)
  * and resolves with the exit code. SIGINT interrupts the run (its
- * connections close) and gives 130; a second SIGINT exits at once.
+ * connections close) and gives 130, SIGTERM 143; a command waiting on
+ * `FirstSignal` (the gateway, which drains and gives 0) gets the first
+ * signal instead. A second signal exits at once.
  * @since 0.1.0 @category running
  */
 export const run = (argv: ReadonlyArray<string>): Promise<number> =>
   new Promise((resolve) => {
     const verbose = argv.includes("--verbose") || argv.includes("-v")
     let signal: "SIGINT" | "SIGTERM" | undefined
+    // Set while a command waits for the first signal to stop by itself.
+    let onFirstSignal: ((name: "SIGINT" | "SIGTERM") => void) | undefined
+    const firstSignal = Effect.async<"SIGINT" | "SIGTERM">((resume) => {
+      onFirstSignal = (name) => resume(Effect.succeed(name))
+      return Effect.sync(() => {
+        onFirstSignal = undefined
+      })
+    })
     const program = Effect.flatMap(Effect.console, (console) => {
       // @effect/cli prints help and errors with ANSI styles: keep them for people only.
       const plain = !decorated()
@@ -198,6 +245,7 @@ export const run = (argv: ReadonlyArray<string>): Promise<number> =>
         plain ? args.map((a) => (typeof a === "string" ? stripAnsi(a) : a)) : args
       const program = cli(argv).pipe(
         Effect.provideService(Chat.LiteralPrompt, argv.includes("--")),
+        Effect.provideService(Gateway.FirstSignal, firstSignal),
         // Failures are reported once, by the command; fibers that lose a race are not news.
         Effect.withUnhandledErrorLogLevel(Option.none())
       )
@@ -214,7 +262,8 @@ export const run = (argv: ReadonlyArray<string>): Promise<number> =>
         process.exit(name === "SIGINT" ? ExitCode.interrupted : ExitCode.terminated)
       }
       signal = name
-      Effect.runFork(Fiber.interrupt(fiber))
+      if (onFirstSignal !== undefined) onFirstSignal(name)
+      else Effect.runFork(Fiber.interrupt(fiber))
     }
     // `easychat chat ... | head -1`: the reader has what it wanted.
     const onStdoutError = (error: NodeJS.ErrnoException) => {

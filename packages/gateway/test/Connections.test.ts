@@ -84,7 +84,7 @@ describe("client disconnects", () => {
       const stream = await client.chat.completions.create({ model: "m", messages, stream: true })
       const iterator = stream[Symbol.asyncIterator]()
       await iterator.next()
-      await gateway.close()
+      await gateway.close({ drainTimeout: 0 })
       const { response } = await upstreamClosed(pool.servers[0]!)
       expect(response.finished).toBe(false)
       await expect(

@@ -127,9 +127,9 @@ describe("POST /v1/* other than chat", () => {
   })
 
   it("asks for keys, refuses bodies over the limit and non-JSON bodies, as for chat", async () => {
-    await withUpstreams([{}], { keys: ["k"], maxBodyBytes: 1000 }, async ({ gateway, upstreams }) => {
+    await withUpstreams([{}], { keys: ["kkkkkkkkkkkkkkkk"], maxBodyBytes: 1000 }, async ({ gateway, upstreams }) => {
       expect((await postJson(`${gateway.url}/v1/embeddings`, { input: "x" })).status).toBe(401)
-      const auth = { authorization: "Bearer k" }
+      const auth = { authorization: "Bearer kkkkkkkkkkkkkkkk" }
       expect((await postJson(`${gateway.url}/v1/embeddings`, { input: "x" }, auth)).status).toBe(200)
       expect((await postJson(`${gateway.url}/v1/embeddings`, { input: "x".repeat(2000) }, auth)).status).toBe(413)
       const form = await raw(`${gateway.url}/v1/embeddings`, { method: "POST", headers: auth, body: "input=x" })

@@ -334,7 +334,8 @@ describe("errors", () => {
         )
         expect(received).toEqual(pieces(expectedReply).slice(0, 2))
         expect(cut.code).toBe("StreamInterrupted")
-        expect(cut.message).toContain("interrupted after 2 deltas")
+        // The role chunk, then the two pieces: the gateway forwards every chunk, and counts each.
+        expect(cut.message).toContain("interrupted after 3 deltas")
 
         const response = await postJson(`${gateway.url}/v1/chat/completions`, { messages, stream: true })
         expect(response.status).toBe(200)
@@ -378,39 +379,46 @@ describe("errors", () => {
 
 describe("keys", () => {
   it("requires Authorization: Bearer with one of the keys on every endpoint", async () => {
-    await withGateway(1, { keys: ["key-one", "key-two"] }, async ({ gateway, pool }) => {
-      const without = await rejection(
-        new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: "wrong", maxRetries: 0 }).chat.completions.create({
-          model: "m",
-          messages
-        })
-      )
-      expect(without).toBeInstanceOf(OpenAI.AuthenticationError)
-      expect(without.code).toBe("invalid_api_key")
-      expect(without.message).not.toContain("wrong")
+    await withGateway(
+      1,
+      { keys: ["key-one-0123456789abcdef", "key-two-0123456789abcdef"] },
+      async ({ gateway, pool }) => {
+        const without = await rejection(
+          new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: "wrong", maxRetries: 0 }).chat.completions.create({
+            model: "m",
+            messages
+          })
+        )
+        expect(without).toBeInstanceOf(OpenAI.AuthenticationError)
+        expect(without.code).toBe("invalid_api_key")
+        expect(without.message).not.toContain("wrong")
 
-      const missing = await postJson(`${gateway.url}/v1/chat/completions`, { messages })
-      expect(missing.status).toBe(401)
-      expect(missing.headers["www-authenticate"]).toBe("Bearer")
-      expect(JSON.parse(missing.text).error.message).toContain("Missing API key")
-      expect((await postJson(`${gateway.url}/v1/embeddings`, { input: "x" })).status).toBe(401)
-      for (const path of ["/v1/models", "/health"]) {
-        expect((await raw(`${gateway.url}${path}`)).status).toBe(401)
-        expect((await raw(`${gateway.url}${path}`, { headers: { authorization: "Bearer key-one" } })).status).toBe(200)
-      }
-      // A prefix or an extension of a key is not the key.
-      for (const presented of ["key-on", "key-one-", "Basic key-one"]) {
-        const headers = { authorization: presented.startsWith("Basic") ? presented : `Bearer ${presented}` }
-        expect((await postJson(`${gateway.url}/v1/chat/completions`, { messages }, headers)).status).toBe(401)
-      }
-      expect(chatRequests(pool.servers[0]!)).toHaveLength(0)
+        const missing = await postJson(`${gateway.url}/v1/chat/completions`, { messages })
+        expect(missing.status).toBe(401)
+        expect(missing.headers["www-authenticate"]).toBe("Bearer")
+        expect(JSON.parse(missing.text).error.message).toContain("Missing API key")
+        expect((await postJson(`${gateway.url}/v1/embeddings`, { input: "x" })).status).toBe(401)
+        for (const path of ["/v1/models", "/health"]) {
+          expect((await raw(`${gateway.url}${path}`)).status).toBe(401)
+          expect(
+            (await raw(`${gateway.url}${path}`, { headers: { authorization: "Bearer key-one-0123456789abcdef" } }))
+              .status
+          ).toBe(200)
+        }
+        // A prefix or an extension of a key is not the key.
+        for (const presented of ["key-on", "key-one-0123456789abcdef-", "Basic key-one-0123456789abcdef"]) {
+          const headers = { authorization: presented.startsWith("Basic") ? presented : `Bearer ${presented}` }
+          expect((await postJson(`${gateway.url}/v1/chat/completions`, { messages }, headers)).status).toBe(401)
+        }
+        expect(chatRequests(pool.servers[0]!)).toHaveLength(0)
 
-      const client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: "key-two", maxRetries: 0 })
-      const reply = await client.chat.completions.create({ model: "m", messages })
-      expect(reply.choices[0]?.message.content).toBe(expectedReply)
-      // The gateway's key is the client's business; the mirror never sees it.
-      expect(chatRequests(pool.servers[0]!)[0]?.headers.authorization).toBeUndefined()
-    })
+        const client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: "key-two-0123456789abcdef", maxRetries: 0 })
+        const reply = await client.chat.completions.create({ model: "m", messages })
+        expect(reply.choices[0]?.message.content).toBe(expectedReply)
+        // The gateway's key is the client's business; the mirror never sees it.
+        expect(chatRequests(pool.servers[0]!)[0]?.headers.authorization).toBeUndefined()
+      }
+    )
   })
 })
 
@@ -418,7 +426,7 @@ describe("CORS", () => {
   const origin = "https://chat.example"
 
   it("answers preflights without a key and adds the headers to answers, errors included", async () => {
-    await withGateway(1, { cors: [origin], keys: ["k"] }, async ({ gateway }) => {
+    await withGateway(1, { cors: [origin], keys: ["kkkkkkkkkkkkkkkk"] }, async ({ gateway }) => {
       const preflight = await raw(`${gateway.url}/v1/chat/completions`, {
         method: "OPTIONS",
         headers: {
@@ -435,7 +443,7 @@ describe("CORS", () => {
       const ok = await postJson(
         `${gateway.url}/v1/chat/completions`,
         { messages },
-        { origin, authorization: "Bearer k" }
+        { origin, authorization: "Bearer kkkkkkkkkkkkkkkk" }
       )
       expect(ok.status).toBe(200)
       expect(ok.headers["access-control-allow-origin"]).toBe(origin)

@@ -130,7 +130,7 @@ describe("Gateway.make", () => {
   it.live("mounts in an app's own router, under a prefix, next to its own routes", () =>
     withPool((pool) =>
       Effect.gen(function* () {
-        const gateway = yield* Gateway.make({ models: ["house-model"], keys: ["k"] })
+        const gateway = yield* Gateway.make({ models: ["house-model"], keys: ["kkkkkkkkkkkkkkkk"] })
         const app = HttpRouter.empty.pipe(
           HttpRouter.get("/", HttpServerResponse.text("home")),
           HttpRouter.mountApp("/ai", gateway)
@@ -145,11 +145,15 @@ describe("Gateway.make", () => {
         const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`
         expect((yield* Effect.promise(() => raw(`${base}/`))).text).toBe("home")
         const models = yield* Effect.promise(() =>
-          raw(`${base}/ai/v1/models`, { headers: { authorization: "Bearer k" } })
+          raw(`${base}/ai/v1/models`, { headers: { authorization: "Bearer kkkkkkkkkkkkkkkk" } })
         )
         expect(JSON.parse(models.text).data.map((m: { id: string }) => m.id)).toEqual(["house-model"])
         const reply = yield* Effect.promise(() =>
-          postJson(`${base}/ai/v1/chat/completions`, { messages, stream: true }, { authorization: "Bearer k" })
+          postJson(
+            `${base}/ai/v1/chat/completions`,
+            { messages, stream: true },
+            { authorization: "Bearer kkkkkkkkkkkkkkkk" }
+          )
         )
         expect(reply.headers["content-type"]).toBe("text/event-stream; charset=utf-8")
         expect(reply.text.endsWith("data: [DONE]\n\n")).toBe(true)
@@ -164,14 +168,14 @@ describe("Gateway.make on a web handler", () => {
     withPool((pool) =>
       Effect.gen(function* () {
         // Not a loopback host: served with a key.
-        const gateway = yield* Gateway.make({ maxBodyBytes: 2048, keys: ["k"] })
+        const gateway = yield* Gateway.make({ maxBodyBytes: 2048, keys: ["kkkkkkkkkkkkkkkk"] })
         const web = HttpApp.toWebHandlerLayer(gateway, chatFor(pool))
         const post = (body: string) =>
           Effect.promise(() =>
             web.handler(
               new Request("http://gateway.test/v1/chat/completions", {
                 method: "POST",
-                headers: { authorization: "Bearer k", "content-type": "application/json" },
+                headers: { authorization: "Bearer kkkkkkkkkkkkkkkk", "content-type": "application/json" },
                 body
               })
             )

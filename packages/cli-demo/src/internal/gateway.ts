@@ -1,9 +1,11 @@
 // `easychat gateway`: the OpenAI-compatible gateway of `@easychat/gateway` in
-// front of the pool, until interrupted.
+// front of the pool, until the first SIGINT or SIGTERM, which drains it.
+import * as fs from "node:fs"
 import { EasyChat, ServerPool } from "@easychat/core"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as ExitCode from "../ExitCode.js"
 import * as PoolOptions from "../PoolOptions.js"
 import { reportError } from "./report.js"
@@ -14,38 +16,129 @@ export interface Parsed extends PoolOptions.Parsed {
   readonly port: number
   readonly host: string
   readonly keys: ReadonlyArray<string>
+  readonly keyFile: Option.Option<string>
   readonly cors: ReadonlyArray<string>
+  readonly hostnames: ReadonlyArray<string>
+  readonly allowRouting: boolean
+  readonly maxBodyBytes: Option.Option<number>
+  readonly maxConcurrent: Option.Option<number>
+  readonly bodyTimeout: Option.Option<string>
+  readonly sendTimeout: Option.Option<string>
+  readonly grace: Option.Option<string>
 }
 
-/** 127.0.0.0/8, ::1 and localhost: reachable from this machine only. */
+/**
+ * The first SIGINT or SIGTERM, for a command that stops cleanly on it (the
+ * gateway drains, then exits 0). `Cli.run` provides it: while the command
+ * waits on it, the first signal resolves it instead of interrupting the
+ * command; a second signal still exits at once. Without `Cli.run`: never.
+ */
+export class FirstSignal extends Context.Reference<FirstSignal>()("@easychat/cli-demo/FirstSignal", {
+  defaultValue: (): Effect.Effect<"SIGINT" | "SIGTERM"> => Effect.never
+}) {}
+
+/** 127.0.0.0/8, ::1 and localhost (in any case): reachable from this machine only. */
 export const isLoopback = (host: string): boolean => {
   const h = host.toLowerCase().replace(/^\[|\]$/g, "")
   return h === "localhost" || h === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h)
 }
 
-const keysFromEnv = (): ReadonlyArray<string> =>
+/** A key and where it came from, to name in an error (never the key itself). */
+interface SourcedKey {
+  readonly key: string
+  readonly source: string
+}
+
+/** `EASYCHAT_GATEWAY_KEYS`: keys separated by commas or line ends. */
+const keysFromEnv = (): ReadonlyArray<SourcedKey> =>
   (process.env.EASYCHAT_GATEWAY_KEYS ?? "")
-    .split(",")
+    .split(/[,\r\n]/)
     .map((k) => k.trim())
     .filter((k) => k !== "")
+    .map((key, i) => ({ key, source: `EASYCHAT_GATEWAY_KEYS (key ${i + 1})` }))
+
+/** A key file: one key a line; blank lines and lines starting with `#` are skipped. */
+const keysFromFile = (path: string): Effect.Effect<ReadonlyArray<SourcedKey>, ExitCode.UsageError> =>
+  Effect.try({
+    try: () =>
+      fs
+        .readFileSync(path, "utf8")
+        .split(/\r?\n/)
+        .flatMap((line, i) => {
+          const key = line.trim()
+          return key === "" || key.startsWith("#") ? [] : [{ key, source: `--key-file ${path} (line ${i + 1})` }]
+        }),
+    catch: (error) =>
+      new ExitCode.UsageError({
+        reason: `cannot read --key-file ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`
+      })
+  })
+
+/** The keys: --key and --key-file together, else EASYCHAT_GATEWAY_KEYS. */
+const keysOf = (parsed: Parsed): Effect.Effect<ReadonlyArray<SourcedKey>, ExitCode.UsageError> =>
+  Effect.map(Option.match(parsed.keyFile, { onNone: () => Effect.succeed([]), onSome: keysFromFile }), (fromFile) => {
+    const given = [...parsed.keys.map((key, i) => ({ key, source: `--key (number ${i + 1})` })), ...fromFile]
+    return given.length > 0 || Option.isSome(parsed.keyFile) ? given : keysFromEnv()
+  })
+
+/** `10s`, `2m`, `500ms` (and `0` where `zero` allows it) in milliseconds. */
+const durationOf = (
+  flag: string,
+  value: Option.Option<string>,
+  zero: boolean
+): Effect.Effect<number | undefined, ExitCode.UsageError> => {
+  if (Option.isNone(value)) return Effect.succeed(undefined)
+  const text = value.value.trim()
+  if (zero && /^0+(ms|s|m|h)?$/i.test(text)) return Effect.succeed(0)
+  const millis = PoolOptions.parseDuration(text)
+  return millis === undefined
+    ? Effect.fail(
+        new ExitCode.UsageError({
+          reason: `${flag} ${text}: expected a duration such as 500ms, 30s or 2m${zero ? " (0: at once)" : ""}`
+        })
+      )
+    : Effect.succeed(millis)
+}
+
+const positive = (
+  flag: string,
+  value: Option.Option<number>
+): Effect.Effect<number | undefined, ExitCode.UsageError> =>
+  Option.isNone(value)
+    ? Effect.succeed(undefined)
+    : value.value > 0
+      ? Effect.succeed(value.value)
+      : Effect.fail(new ExitCode.UsageError({ reason: `${flag} must be a positive integer` }))
+
+const seconds = (ms: number) => `${ms / 1000}s`
 
 export const run = (parsed: Parsed): Effect.Effect<void, ExitCode.Exit> => {
   const attempts: Verbose.Attempts = { failed: 0 }
   return Effect.scoped(
     Effect.gen(function* () {
-      const keys = parsed.keys.length > 0 ? parsed.keys : keysFromEnv()
+      // Loaded on demand: the other commands do not pay for the HTTP server.
+      const { Gateway } = yield* Effect.promise(() => import("@easychat/gateway"))
+      const sourced = yield* keysOf(parsed)
+      for (const { key, source } of sourced) {
+        const problem = Gateway.keyProblem(key)
+        if (problem !== undefined) return yield* new ExitCode.UsageError({ reason: `${source}: a key ${problem}` })
+      }
+      const keys = sourced.map((k) => k.key)
       if (keys.length === 0 && !isLoopback(parsed.host)) {
         return yield* new ExitCode.UsageError({
-          reason: `refusing to serve on ${parsed.host} without a key: give --key (or EASYCHAT_GATEWAY_KEYS), or keep --host 127.0.0.1`
+          reason: `refusing to serve on ${parsed.host} without a key: set EASYCHAT_GATEWAY_KEYS or give --key-file PATH (or --key), or keep --host 127.0.0.1`
         })
       }
       if (!Number.isInteger(parsed.port) || parsed.port < 0 || parsed.port > 65535) {
         return yield* new ExitCode.UsageError({ reason: "--port must be from 0 to 65535" })
       }
+      const bodyTimeout = yield* durationOf("--body-timeout", parsed.bodyTimeout, false)
+      const sendTimeout = yield* durationOf("--send-timeout", parsed.sendTimeout, false)
+      const grace = (yield* durationOf("--grace", parsed.grace, true)) ?? 10_000
+      const maxBodyBytes = yield* positive("--max-body-bytes", parsed.maxBodyBytes)
+      const maxConcurrent = yield* positive("--max-concurrent", parsed.maxConcurrent)
       const pool = yield* PoolOptions.resolve(parsed)
       if (pool.local !== undefined) process.stderr.write(dim(`· local mirror on ${pool.local.url}\n`))
-      // Loaded on demand: the other commands do not pay for the HTTP server.
-      const { Gateway } = yield* Effect.promise(() => import("@easychat/gateway"))
       // A gateway forwards what its clients sent: no preset's sampling defaults are added to their requests.
       const chat = EasyChat.layer({ ...pool.options, defaults: {} }).pipe(Layer.provide(pool.transport))
       const gateway = Gateway.layer({
@@ -53,13 +146,20 @@ export const run = (parsed: Parsed): Effect.Effect<void, ExitCode.Exit> => {
         host: parsed.host,
         keys,
         cors: parsed.cors,
+        hostnames: parsed.hostnames,
+        allowRouting: parsed.allowRouting,
+        drainTimeout: grace,
+        ...(bodyTimeout === undefined ? {} : { bodyTimeout }),
+        ...(sendTimeout === undefined ? {} : { sendTimeout }),
+        ...(maxBodyBytes === undefined ? {} : { maxBodyBytes }),
+        ...(maxConcurrent === undefined ? {} : { maxConcurrent }),
         // /v1/models lists the model the pool asks for (e.g. --model llama3.2).
         models: [pool.options.model ?? "gpt-3.5-turbo"],
         onListen: (url) => {
           process.stdout.write(
             `Gateway listening on ${bold(url)}\n` +
               dim(
-                `  ${pool.options.servers?.length ?? 0} upstream server(s); ${keys.length > 0 ? `${keys.length} key(s) required` : "no key required"}${parsed.cors.length > 0 ? `; CORS for ${parsed.cors.join(", ")}` : ""}\n  Ctrl-C stops it.\n`
+                `  ${pool.options.servers?.length ?? 0} upstream server(s); ${keys.length > 0 ? `${keys.length} key(s) required` : "no key required"}${parsed.cors.length > 0 ? `; CORS for ${parsed.cors.join(", ")}` : ""}\n  Ctrl-C stops it (open requests get ${seconds(grace)} to finish).\n`
               )
           )
         }
@@ -69,13 +169,26 @@ export const run = (parsed: Parsed): Effect.Effect<void, ExitCode.Exit> => {
         // Breakers change inside the gateway's calls: watch the pool's health.
         yield* Effect.forkScoped(watchBreakers(Context.get(context, ServerPool.ServerPool)))
       }
-      return yield* Layer.launch(Layer.provide(gateway, Layer.succeedContext(context))).pipe(
+      const serving = Layer.launch(Layer.provide(gateway, Layer.succeedContext(context))).pipe(
         Effect.mapError((error) =>
           error._tag === "ServeError"
             ? new Error(`cannot listen on ${parsed.host}:${parsed.port}: ${describe(error.cause)}`)
             : error
         )
       )
+      // The first signal ends the race: the gateway's scope closes, which drains it; then exit 0.
+      const stopped = Effect.flatMap(yield* FirstSignal, (signal) =>
+        Effect.sync(() => {
+          process.stderr.write(
+            dim(
+              grace === 0
+                ? `${signal}: stopping at once.\n`
+                : `${signal}: no new connections; open requests get ${seconds(grace)} to finish (again to stop at once).\n`
+            )
+          )
+        })
+      )
+      return yield* Effect.raceFirst(serving, stopped)
     })
   ).pipe(
     Effect.catchAll((error) =>

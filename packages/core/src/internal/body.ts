@@ -80,8 +80,17 @@ const rawBodyOf = (
 }
 
 /** The `AbortController` `@effect/platform`'s `HttpClient.make` keeps for each response. */
+/**
+ * The reason every abandoned body is aborted with, made once: a fresh
+ * `AbortError` per abort captures the stack it is thrown from, which V8 keeps
+ * (closures and receivers) until the stack is read; `@effect/platform` keeps
+ * the controller, and with it that error, as long as the response lives, so
+ * each interrupted response stayed in memory.
+ */
+const ABANDONED = new DOMException("easychat: the body was abandoned", "AbortError")
+
 const abortOf = (response: HttpClientResponse.HttpClientResponse) => () =>
-  (response as { controller?: { abort?: () => void } }).controller?.abort?.()
+  (response as { controller?: { abort?: (reason: unknown) => void } }).controller?.abort?.(ABANDONED)
 
 const fromReadable = (readable: Readable, sink: Sink, abort: () => void): Body => {
   let state: "open" | "draining" | "closed" = "open"
