@@ -153,14 +153,7 @@ export interface ChatChoice {
  * object its chunks add up to).
  * @since 0.1.0 @category models
  */
-export interface ChatCompletion {
-  readonly content: string
-  readonly reasoning?: string
-  readonly toolCalls?: ReadonlyArray<ToolCall>
-  readonly functionCall?: { readonly name: string; readonly arguments: string }
-  readonly refusal?: string
-  readonly logprobs?: unknown
-  readonly finishReason: string | undefined
+export interface ChatCompletion extends Omit<ChatChoice, "index"> {
   readonly choices: ReadonlyArray<ChatChoice>
   readonly usage: Usage | undefined
   readonly model: string | undefined

@@ -1169,10 +1169,17 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
       )
     )
 
-  const complete = (input: unknown): Effect.Effect<ChatCompletion, EasyChatError> => {
-    let current = ""
-    return Effect.gen(function* () {
-      const { request, pinned } = yield* prepare(input)
+  /**
+   * Tries one server after another, as the pool chooses them, until an attempt succeeds, a request
+   * fault ends the call (it would fail anywhere), or no server is left: the one failover of a whole
+   * call and of a forwarded request.
+   */
+  const failover = <A>(
+    pinned: string | undefined,
+    attempt: (server: string, number: number) => Effect.Effect<A, AttemptError>,
+    onServer: (server: string) => void
+  ): Effect.Effect<A, EasyChatError> =>
+    Effect.gen(function* () {
       const tried = new Set<string>()
       const attempts: Array<Attempt> = []
       while (attempts.length < settings.maxAttempts) {
@@ -1181,17 +1188,8 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
         const server = chosen.value
         const number = attempts.length + 1
         tried.add(server)
-        current = server
-        const result = yield* attemptComplete(server, request).pipe(
-          Effect.scoped,
-          Effect.tapBoth({
-            onSuccess: () => Effect.annotateCurrentSpan({ "easychat.outcome": "ok" }),
-            onFailure: (error) => Effect.annotateCurrentSpan({ "easychat.outcome": error._tag })
-          }),
-          Effect.withSpan("easychat.attempt", {
-            attributes: { "easychat.server": server, "easychat.attempt": number },
-            captureStackTrace: false
-          }),
+        onServer(server)
+        const result = yield* attempt(server, number).pipe(
           Effect.tapError((error) =>
             isRequestFault(error) ? pool.onFailure(server, error) : afterFailure(server, error, attempts, number)
           ),
@@ -1202,6 +1200,30 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
         if (isRequestFault(result.left)) return yield* result.left
       }
       return yield* new AllServersFailed({ attempts })
+    })
+
+  const complete = (input: unknown): Effect.Effect<ChatCompletion, EasyChatError> => {
+    let current = ""
+    return Effect.gen(function* () {
+      const { request, pinned } = yield* prepare(input)
+      return yield* failover(
+        pinned,
+        (server, number) =>
+          attemptComplete(server, request).pipe(
+            Effect.scoped,
+            Effect.tapBoth({
+              onSuccess: () => Effect.annotateCurrentSpan({ "easychat.outcome": "ok" }),
+              onFailure: (error) => Effect.annotateCurrentSpan({ "easychat.outcome": error._tag })
+            }),
+            Effect.withSpan("easychat.attempt", {
+              attributes: { "easychat.server": server, "easychat.attempt": number },
+              captureStackTrace: false
+            })
+          ),
+        (server) => {
+          current = server
+        }
+      )
     }).pipe(
       Effect.timeoutFail({
         duration: timeouts.total,
@@ -1259,39 +1281,25 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
           rule: "must be a path such as /embeddings, with an optional query"
         })
       }
-      const pinned = settings.activeServer
-      const tried = new Set<string>()
-      const attempts: Array<Attempt> = []
-      while (attempts.length < settings.maxAttempts) {
-        const chosen = yield* pool.choose(tried, pinned)
-        if (Option.isNone(chosen)) break
-        const server = chosen.value
-        const number = attempts.length + 1
-        tried.add(server)
-        current = server
-        const start = yield* Clock.currentTimeMillis
-        const result = yield* forwardAttempt(server, request).pipe(
-          Effect.tapError((error) =>
-            isRequestFault(error) ? pool.onFailure(server, error) : afterFailure(server, error, attempts, number)
-          ),
-          Effect.ensuring(pool.release(server)),
-          Effect.either
-        )
-        if (result._tag === "Left") {
-          if (isRequestFault(result.left)) return yield* result.left
-          continue
+      return yield* failover(
+        settings.activeServer,
+        (server) =>
+          Effect.gen(function* () {
+            const start = yield* Clock.currentTimeMillis
+            const response = yield* forwardAttempt(server, request)
+            yield* pool.onSuccess(server, (yield* Clock.currentTimeMillis) - start)
+            const body = response.stream.pipe(
+              Stream.mapError(
+                (e): EasyChatError => new StreamInterrupted({ server, deltas: 0, characters: 0, detail: describe(e) })
+              ),
+              Stream.timeoutFail(() => timeoutOf(server, "idle"), timeouts.idle)
+            )
+            return { server, status: response.status, contentType: contentTypeOf(response), body }
+          }),
+        (server) => {
+          current = server
         }
-        const response = result.right
-        yield* pool.onSuccess(server, (yield* Clock.currentTimeMillis) - start)
-        const body = response.stream.pipe(
-          Stream.mapError(
-            (e): EasyChatError => new StreamInterrupted({ server, deltas: 0, characters: 0, detail: describe(e) })
-          ),
-          Stream.timeoutFail(() => timeoutOf(server, "idle"), timeouts.idle)
-        )
-        return { server, status: response.status, contentType: contentTypeOf(response), body }
-      }
-      return yield* new AllServersFailed({ attempts })
+      )
     }).pipe(
       Effect.timeoutFail({ duration: timeouts.total, onTimeout: () => timeoutOf(current, "total") }),
       Effect.withSpan("easychat.forward", { captureStackTrace: false })
