@@ -440,6 +440,26 @@ describe("what servers send at the edges", () => {
     expect(alone).toMatchObject({ _tag: "AllServersFailed", attempts: [{ error: { _tag: "NoResponse" } }] })
   })
 
+  it("a whole reply nested thousands of levels deep is a DecodeError that fails over, not a crash further on", async () => {
+    const deep = `{"id":"x","choices":[{"index":0,"message":{"role":"assistant","content":"x"},"finish_reason":"stop"}],"x":${"[".repeat(5000)}${"]".repeat(5000)}}`
+    server.use(
+      ...mirror(A, [], () => new HttpResponse(deep, { headers: { "content-type": "application/json" } })),
+      ...mirror(B, [], () => HttpResponse.json(whole))
+    )
+    const reply = await withChat({ servers: [A, B], cookieInit: "off", strategy: "round-robin" }, (chat) =>
+      chat.complete({ messages })
+    )
+    expect(reply.server).toBe(B)
+    const alone = await failureOf(options, (chat) => chat.complete({ messages }))
+    expect(alone).toMatchObject({
+      _tag: "AllServersFailed",
+      attempts: [{ error: { _tag: "DecodeError", reason: "InvalidJson" } }]
+    })
+    // Brackets inside strings are text, not depth.
+    server.use(...mirror(A, [], () => HttpResponse.json({ ...whole, note: "[".repeat(5000) })))
+    expect((await withChat(options, (chat) => chat.complete({ messages }))).id).toBe("chatcmpl-w")
+  })
+
   it("a reply read from the reducer does not change with later deltas", async () => {
     const deltas = await run(() =>
       sse([

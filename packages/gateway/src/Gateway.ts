@@ -191,7 +191,8 @@ const check = (options: Options): Either.Either<Checked, InvalidRequest> =>
       models,
       bodyTimeoutMs,
       allowRouting,
-      hostnames: hostnames.map((h) => h.trim().toLowerCase()),
+      // A loopback address it is bound to other than the usual three (`127.0.0.2`) is this machine too.
+      hostnames: [...hostnames.map((h) => h.trim().toLowerCase()), ...(isLoopback(host) ? [hostHeaderName(host)] : [])],
       sendTimeoutMs,
       drainTimeoutMs
     }
@@ -218,6 +219,12 @@ export const make = (
 const silentTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
 
 /** 127.0.0.0/8, ::1 and localhost, in any case and with or without brackets: this machine only. */
+/** How a bound address appears in a `Host` header, without its port: IPv6 in brackets. */
+const hostHeaderName = (host: string) => {
+  const bare = host.toLowerCase().replace(/^\[|\]$/g, "")
+  return bare.includes(":") ? `[${bare}]` : bare
+}
+
 const isLoopback = (host: string) => {
   const h = host.toLowerCase().replace(/^\[|\]$/g, "")
   return h === "localhost" || h === "::1" || h === "::ffff:127.0.0.1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h)

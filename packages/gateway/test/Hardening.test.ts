@@ -1,7 +1,7 @@
 import type { MirrorServer } from "@easychat/testkit"
 import * as Effect from "effect/Effect"
 import { afterEach, describe, expect, it, vi } from "vitest"
-import { makeKeyCheck } from "../src/internal/auth.js"
+import { makeKeyCheck, redact } from "../src/internal/auth.js"
 import { chatRequests, messages, postJson, raw, withGateway } from "./fixtures.js"
 import { connect, head, isWhole, parseResponse, pump, sleep, withApp } from "./hostile.js"
 
@@ -282,6 +282,46 @@ describe("request bodies", () => {
   })
 })
 
+describe("the bodies being read, all together", () => {
+  it("hold at most 2 × maxConcurrent × maxBodyBytes: a body that would pass it is a 503; small requests still pass", async () => {
+    const KiB = 1024
+    await withApp(1, { maxConcurrent: 1, maxBodyBytes: 64 * KiB, bodyTimeoutMs: 3_000 }, async ({ url }) => {
+      const hold = async (bytes: number) => {
+        const connection = await connect(url)
+        connection.socket.write(
+          head("POST", "/v1/chat/completions", { host: "127.0.0.1", ...json, "content-length": 64 * KiB })
+        )
+        connection.socket.write(" ".repeat(bytes))
+        return connection
+      }
+      const a = await hold(60 * KiB)
+      const b = await hold(60 * KiB)
+      await sleep(200)
+      const c = await hold(20 * KiB)
+      try {
+        const refused = parseResponse(await c.waitFor(isWhole, 3_000))
+        expect(refused.status).toBe(503)
+        expect(JSON.parse(refused.body).error.code).toBe("too_many_request_bodies")
+        // 120 KiB held of 128: a small request still fits.
+        const response = await postJson(`${url}/v1/chat/completions`, { model: "m", messages })
+        expect(response.status).toBe(200)
+      } finally {
+        for (const connection of [a, b, c]) connection.socket.destroy()
+      }
+    })
+  })
+})
+
+describe("a loopback address other than the usual three", () => {
+  it("is served without keys when the gateway is bound to it (127.0.0.2)", async () => {
+    await withGateway(1, { host: "127.0.0.2" }, async ({ gateway }) => {
+      expect(gateway.url).toContain("127.0.0.2")
+      const response = await raw(`${gateway.url}/v1/models`)
+      expect(response.status).toBe(200)
+    })
+  })
+})
+
 describe("routing", () => {
   it("drops activeServer and active_server from clients' bodies: the operator's pin holds", async () => {
     await withGateway(2, { chat: { activeServer: 0 } }, async ({ gateway, pool }) => {
@@ -420,6 +460,14 @@ describe("what a web page can reach", () => {
 })
 
 describe("secrets", () => {
+  it("leaves no beginning of a client's key where core's excerpt was cut", () => {
+    const key = "gw-KEY-0123456789abcdef"
+    expect(redact(`upstream said: ${"x".repeat(180)}${key.slice(0, 16)}…`, [key])).toBe(
+      `upstream said: ${"x".repeat(180)}[redacted]…`
+    )
+    expect(redact(`a ${key} b`, [key])).toBe("a [redacted] b")
+  })
+
   /** A mirror that quotes the request's `user` field back in an error of `status`. */
   const echoing = (status: number) => ({
     fault: (request: { body: unknown }): MirrorServer.Fault => ({

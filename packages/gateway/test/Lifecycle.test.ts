@@ -267,6 +267,30 @@ describe("drain", () => {
     }
   })
 
+  it("answers a request still waiting for its upstream at the end of the grace period with a 503, never an empty reply", async () => {
+    const mirror = await MirrorServer.start({ headersDelayMs: 10_000 })
+    const gateway = await Gateway.start({
+      port: 0,
+      drainTimeout: 500,
+      chat: { servers: [mirror.url], cookieInit: "off" }
+    })
+    try {
+      const whole = postJson(`${gateway.url}/v1/chat/completions`, {
+        model: "m",
+        messages: [{ role: "user", content: "x" }]
+      })
+      await until(() => Promise.resolve(chatRequests(mirror).length === 1), 2000)
+      const closing = gateway.close()
+      const answer = await whole
+      expect(answer.status).toBe(503)
+      expect(JSON.parse(answer.text).error.code).toBe("gateway_shutdown")
+      await closing
+    } finally {
+      await gateway.close()
+      await mirror.close()
+    }
+  })
+
   it("closes at once with close({ drainTimeout: 0 }); the openai client raises the error event", async () => {
     const mirror = await slowMirror()
     const gateway = await Gateway.start({ port: 0, chat: { servers: [mirror.url], cookieInit: "off" } })

@@ -50,6 +50,8 @@ import {
   DONE,
   excerpt,
   isActivity,
+  MAX_REPLY_DEPTH,
+  nestsDeeperThan,
   parseJson,
   serverMessage,
   stepOf,
@@ -986,6 +988,13 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
         })
       }
       const text = read.text
+      if (nestsDeeperThan(text, MAX_REPLY_DEPTH)) {
+        return yield* new DecodeError({
+          reason: "InvalidJson",
+          detail: `the reply nests JSON deeper than ${MAX_REPLY_DEPTH} levels`,
+          server
+        })
+      }
       const body = yield* Effect.try({
         try: () => parseJson(server, text, secretsOf(server)),
         catch: (e) => e as DecodeError

@@ -79,6 +79,30 @@ export const upstreamFromBody = (
   return new UpstreamError({ server, detail, ...(code ? { code } : {}) })
 }
 
+/**
+ * The deepest a whole reply may nest. V8's `JSON.parse` takes any depth, but
+ * `JSON.stringify` (a gateway passing the reply on, a log) overflows its stack
+ * at a few thousand levels; a real reply nests a dozen.
+ */
+export const MAX_REPLY_DEPTH = 256
+
+/** Whether JSON text nests objects and arrays deeper than `limit` (one pass; brackets in strings do not count). */
+export const nestsDeeperThan = (text: string, limit: number): boolean => {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 0x5c) i++
+      else if (c === 0x22) inString = false
+    } else if (c === 0x22) inString = true
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > limit) return true
+    } else if (c === 0x7d || c === 0x5d) depth--
+  }
+  return false
+}
+
 export const parseJson = (server: string, text: string, secrets: ReadonlyArray<string>): unknown => {
   try {
     return JSON.parse(text)

@@ -60,8 +60,17 @@ export const clientSecrets = (
  * field, quoted in an error). A presented token shorter than 8 characters
  * (`"unused"`) is no secret worth masking every occurrence of.
  */
-export const redact = (text: string, secrets: ReadonlyArray<string>): string =>
-  Errors.redact(
-    text,
-    secrets.filter((secret) => secret.length >= MIN_SECRET_LENGTH)
-  )
+export const redact = (text: string, secrets: ReadonlyArray<string>): string => {
+  const long = secrets.filter((secret) => secret.length >= MIN_SECRET_LENGTH)
+  const masked = Errors.redact(text, long)
+  // Core cuts a long excerpt (with "…") before the gateway masks its clients' secrets: one cut there
+  // would leave its beginning.
+  if (!masked.endsWith("…")) return masked
+  const kept = masked.slice(0, -1)
+  for (const secret of long) {
+    for (let n = Math.min(secret.length - 1, kept.length); n >= 4; n--) {
+      if (kept.endsWith(secret.slice(0, n))) return `${kept.slice(0, -n)}[redacted]…`
+    }
+  }
+  return masked
+}

@@ -107,6 +107,31 @@ const join = (parts: ReadonlyArray<Uint8Array>, size: number): Uint8Array => {
 interface Refusals {
   readonly tooLarge: () => Rejected
   readonly tooSlow: () => Rejected
+  /** The bytes of bodies being read, all requests together, and the one refusal past their budget. */
+  readonly held: Held
+  readonly busy: () => Rejected
+}
+
+/**
+ * Bodies are read before a slot is taken, so the bytes they hold are bounded
+ * apart: all bodies being read together hold at most `BODY_BUDGET_SLOTS ×
+ * maxConcurrent × maxBodyBytes` (128 MiB with the defaults); a body that
+ * would pass it is refused with a 503. Slow senders hold little, so they
+ * never use it up.
+ */
+const BODY_BUDGET_SLOTS = 2
+interface Held {
+  used: number
+  readonly max: number
+}
+const budgets = new WeakMap<Resolved, Held>()
+const heldOf = (settings: Resolved): Held => {
+  let held = budgets.get(settings)
+  if (held === undefined) {
+    held = { used: 0, max: BODY_BUDGET_SLOTS * settings.maxConcurrent * settings.maxBodyBytes }
+    budgets.set(settings, held)
+  }
+  return held
 }
 
 /** The body as a `Stream`, for servers other than Node's. */
@@ -114,13 +139,19 @@ const readStream = (request: HttpServerRequest.HttpServerRequest, max: number, t
   Effect.gen(function* () {
     const parts: Array<Uint8Array> = []
     let size = 0
-    yield* Stream.runForEachChunk(request.stream, (chunk) => {
-      for (const part of chunk) {
-        size += part.length
-        if (size <= max) parts.push(part)
-      }
-      return size > max ? refuse.tooLarge() : Effect.void
-    })
+    yield* Effect.ensuring(
+      Stream.runForEachChunk(request.stream, (chunk) => {
+        for (const part of chunk) {
+          size += part.length
+          refuse.held.used += part.length
+          if (size <= max) parts.push(part)
+        }
+        return size > max ? refuse.tooLarge() : refuse.held.used > refuse.held.max ? refuse.busy() : Effect.void
+      }),
+      Effect.sync(() => {
+        refuse.held.used -= size
+      })
+    )
     return join(parts, size)
   }).pipe(Effect.timeoutFail({ duration: Duration.millis(timeoutMs), onTimeout: refuse.tooSlow }))
 
@@ -166,6 +197,8 @@ const readNode = (
     let size = 0
     const stop = () => {
       clearTimeout(deadline)
+      refuse.held.used -= size
+      size = 0
       source.off("data", onData)
       source.off("end", onEnd)
       source.off("error", onError)
@@ -177,12 +210,15 @@ const readNode = (
     }
     const onData = (part: Buffer) => {
       size += part.length
-      if (size <= max) parts.push(part)
-      else refused(refuse.tooLarge())
+      refuse.held.used += part.length
+      if (size > max) refused(refuse.tooLarge())
+      else if (refuse.held.used > refuse.held.max) refused(refuse.busy())
+      else parts.push(part)
     }
     const onEnd = () => {
+      const body = join(parts, size)
       stop()
-      resume(Effect.succeed(join(parts, size)))
+      resume(Effect.succeed(body))
     }
     const onError = (cause: unknown) => {
       stop()
@@ -211,7 +247,18 @@ const readBody = (request: HttpServerRequest.HttpServerRequest, settings: Resolv
     tooLarge: () =>
       reject(413, "invalid_request_error", "request_too_large", `The request body is larger than ${max} bytes`),
     tooSlow: () =>
-      reject(408, "invalid_request_error", "request_timeout", `The request body did not arrive within ${timeoutMs} ms`)
+      reject(408, "invalid_request_error", "request_timeout", `The request body did not arrive within ${timeoutMs} ms`),
+    held: heldOf(settings),
+    busy: () =>
+      reject(
+        503,
+        "server_error",
+        "too_many_request_bodies",
+        "The gateway is reading too many request bodies; retry shortly",
+        {
+          headers: { "retry-after": "1" }
+        }
+      )
   }
   const declared = Number(request.headers["content-length"])
   if (Number.isFinite(declared) && declared > max) return Effect.fail(refuse.tooLarge())

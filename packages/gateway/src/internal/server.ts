@@ -92,6 +92,7 @@ const shutdown = apiError(
   "gateway_shutdown",
   "The gateway is shutting down: this reply was cut before its end; send the request again"
 )
+const shutdownBody = JSON.stringify(shutdown.body)
 const events = makeChunkEvents()
 // The gateway writes chat streams one whole event at a time; other streams are the upstream's bytes as read,
 // which may stop inside an event: blank lines first end it (an empty event is no event at all).
@@ -127,12 +128,16 @@ export const makeDrain = (server: http.Server): Effect.Effect<Drain, never, Scop
     let draining = false
     const streams = new Set<OpenStream>()
     const waiters = new Set<() => void>()
+    // Every response in progress: at the end of the grace period one that has not begun gets a 503.
+    const responses = new Set<http.ServerResponse>()
     const onRequest = (_request: http.IncomingMessage, response: http.ServerResponse) => {
       active++
+      responses.add(response)
       // Answered during the drain: no next request on this connection.
       if (draining) response.setHeader("connection", "close")
       response.once("close", () => {
         active--
+        responses.delete(response)
         if (!draining) return
         // A connection whose response has just ended waits for a next request: close it once it is idle.
         setImmediate(() => server.closeIdleConnections())
@@ -201,6 +206,17 @@ export const makeDrain = (server: http.Server): Effect.Effect<Drain, never, Scop
         for (const open of streams) {
           open.expired = true
           open.fiber.unsafeInterruptAsFork(drainFiberId)
+        }
+        // A request still waiting for its upstream (a whole reply, a stream before its first delta) is told
+        // so, rather than cut without a status.
+        for (const response of responses) {
+          if (response.headersSent || response.writableEnded) continue
+          response.writeHead(shutdown.status, {
+            "content-type": "application/json",
+            "retry-after": "1",
+            connection: "close"
+          })
+          response.end(shutdownBody)
         }
         yield* settled(FINAL_WRITES_MS)
       })
