@@ -154,8 +154,12 @@ const check = (options: Options): Either.Either<Checked, InvalidRequest> =>
     const refused = keys.findIndex((key) => keyProblem(key) !== undefined)
     if (refused >= 0) return yield* fail(keys.length === 1 ? "keys" : `keys[${refused}]`, KEY_RULE)
     const hostnames = options.hostnames ?? []
-    if (!isNonEmptyStrings(hostnames) || hostnames.some((h) => /[\s/]/.test(h.trim()))) {
-      return yield* fail("hostnames", "must be host names such as gateway.lan, without scheme or path")
+    // The port is left out of a `Host` before it is compared: a name with one would never match.
+    if (
+      !isNonEmptyStrings(hostnames) ||
+      hostnames.some((h) => /[\s/]/.test(h.trim()) || /^[^[]*:|\]:/.test(h.trim()))
+    ) {
+      return yield* fail("hostnames", "must be host names such as gateway.lan, without scheme, port or path")
     }
     const cors = options.cors ?? []
     if (!isNonEmptyStrings(cors)) return yield* fail("cors", "must be origins such as https://app.example.com, or *")

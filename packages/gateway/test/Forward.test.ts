@@ -46,6 +46,14 @@ const withUpstreams = async <A>(
 const posts = (upstream: Upstream) => upstream.requests.filter((r) => r.method === "POST")
 
 describe("POST /v1/* other than chat", () => {
+  it("never sends a routing field upstream, even with allowRouting (forwarded requests follow the operator's pool)", async () => {
+    await withUpstreams([{}], { allowRouting: true }, async ({ gateway, upstreams }) => {
+      const response = await postJson(`${gateway.url}/v1/embeddings`, { model: "e", input: "x", activeServer: 0 })
+      expect(response.status).toBe(200)
+      expect(posts(upstreams[0]!)[0]?.body).toEqual({ model: "e", input: "x" })
+    })
+  })
+
   it("forwards /v1/embeddings and /v1/completions, whole and streamed, failing over, the answers unchanged", async () => {
     await withUpstreams([{ status: 503 }, {}], {}, async ({ client, gateway, upstreams }) => {
       const [down, up] = upstreams as [Upstream, Upstream]

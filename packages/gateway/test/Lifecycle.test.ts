@@ -366,13 +366,21 @@ describe("options", () => {
       [{ sendTimeout: -5 }, "sendTimeout"],
       [{ drainTimeout: Number.NaN }, "drainTimeout"],
       [{ hostnames: ["http://gateway.lan/"] }, "hostnames"],
+      // The port is left out of a Host before it is compared: a name with one would never match.
+      [{ hostnames: ["gateway.lan:8080"] }, "hostnames"],
+      [{ hostnames: ["[fd00::1]:8080"] }, "hostnames"],
       [{ allowRouting: "yes" }, "allowRouting"]
     ] as const) {
       const exit = await Effect.runPromiseExit(Gateway.make(options as Gateway.Options))
       expect(exit._tag === "Failure" && exit.cause._tag === "Fail" && exit.cause.error.field).toBe(field)
     }
     const ok = await Effect.runPromiseExit(
-      Gateway.make({ bodyTimeout: "5 seconds", sendTimeout: 1000, drainTimeout: 0, hostnames: ["Gateway.LAN"] })
+      Gateway.make({
+        bodyTimeout: "5 seconds",
+        sendTimeout: 1000,
+        drainTimeout: 0,
+        hostnames: ["Gateway.LAN", "[fd00::1]"]
+      })
     )
     expect(ok._tag).toBe("Success")
   })

@@ -8,7 +8,16 @@ import * as Stream from "effect/Stream"
 import { clientSecrets } from "./auth.js"
 import { sseHeaders } from "./chat.js"
 import { apiError, fromEasyChatError, makeChunkEvents } from "./openai.js"
-import { failed, invalid, type Limit, logged, type Resolved, readJsonObject, respond, routable } from "./request.js"
+import {
+  failed,
+  invalid,
+  type Limit,
+  logged,
+  type Resolved,
+  readJsonObject,
+  respond,
+  withoutRouting
+} from "./request.js"
 
 const isEventStream = (contentType: string) => contentType.toLowerCase().includes("text/event-stream")
 
@@ -37,7 +46,7 @@ export const makeForward = (settings: Resolved, limited: Limit) =>
     return readJsonObject(request, settings).pipe(
       // The client's query goes on as it came (Azure's `?api-version=`).
       Effect.flatMap((body) =>
-        limited(forward(request, query === undefined ? name : `${name}?${query}`, routable(body, settings), secrets))
+        limited(forward(request, query === undefined ? name : `${name}?${query}`, withoutRouting(body), secrets))
       ),
       Effect.catchAll((error) => failed(error, secrets()))
     )

@@ -363,8 +363,16 @@ export const readJsonObject = (
 const ROUTING_FIELDS = ["activeServer", "active_server"] as const
 
 /** The body without the fields that choose a server, unless the operator lets clients choose. */
-export const routable = (body: Record<string, unknown>, settings: Resolved): Record<string, unknown> => {
-  if (settings.allowRouting || !ROUTING_FIELDS.some((field) => Object.hasOwn(body, field))) return body
+export const routable = (body: Record<string, unknown>, settings: Resolved): Record<string, unknown> =>
+  settings.allowRouting ? body : withoutRouting(body)
+
+/**
+ * The body without routing fields. Forwarded endpoints are always routed by
+ * the operator's options: core reads no routing field of theirs, so it would
+ * only travel upstream.
+ */
+export const withoutRouting = (body: Record<string, unknown>): Record<string, unknown> => {
+  if (!ROUTING_FIELDS.some((field) => Object.hasOwn(body, field))) return body
   const copy = { ...body }
   for (const field of ROUTING_FIELDS) delete copy[field]
   return copy
