@@ -308,7 +308,6 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
   const http = HttpClient.withTracerDisabledWhen(transport, () => true)
   const cookies = makeCookieStore()
   const defaulted = new Set(settings.defaults.map(([name]) => name))
-  const isDefaulted = (name: string, value: unknown) => value === null && defaulted.has(name)
   const initLocks = new Map<string, Effect.Semaphore>()
   const { timeouts, maxEventSize } = settings
   const millis = (d: Duration.Duration) => Duration.toMillis(d)
@@ -472,6 +471,13 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
     return headers
   }
 
+  /** The headers of a request to the API: the preset's, the cookies, and the key (the cookie page gets none). */
+  const apiHeaders = (server: string, url: string, now: number): Record<string, string> => {
+    const headers = baseHeaders(server, url, now)
+    if (settings.authorization !== undefined) headers.authorization = Redacted.value(settings.authorization)
+    return headers
+  }
+
   /** `GET {server}/` once per origin, following same-origin redirects and keeping every hop's cookies. */
   const initCookies = (server: string): Effect.Effect<void, AttemptError> => {
     if (settings.cookieInit === "off") return Effect.void
@@ -520,16 +526,11 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
     const { messages, activeServer: _, stream: __, model, ...extra } = request
     const body: Record<string, unknown> = { messages, stream, model: model ?? settings.model }
     // A preset's default goes where the caller sent nothing; the caller's `null` leaves it out.
-    for (const [name, value] of settings.defaults) {
-      if (!Object.hasOwn(extra, name)) body[name] = value
-      else if (extra[name] !== null) body[name] = extra[name]
-    }
-    for (const name in extra)
-      if (!Object.hasOwn(body, name) && !isDefaulted(name, extra[name])) body[name] = extra[name]
+    for (const [name, value] of settings.defaults) if (!Object.hasOwn(extra, name)) body[name] = value
+    for (const name in extra) if (extra[name] !== null || !defaulted.has(name)) body[name] = extra[name]
     const url = `${server}${settings.path}`
-    const headers = baseHeaders(server, url, now)
+    const headers = apiHeaders(server, url, now)
     if (!stream && headers.accept === "text/event-stream") headers.accept = "application/json"
-    if (settings.authorization !== undefined) headers.authorization = Redacted.value(settings.authorization)
     return HttpClientRequest.post(url, { headers }).pipe(
       HttpClientRequest.bodyText(JSON.stringify(body), "application/json")
     )
@@ -1250,9 +1251,8 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
     Effect.gen(function* () {
       const url = `${server}${apiBase}${request.endpoint}`
       const build = (now: number) => {
-        const headers = baseHeaders(server, url, now)
+        const headers = apiHeaders(server, url, now)
         headers.accept = request.stream === true ? "text/event-stream" : "application/json"
-        if (settings.authorization !== undefined) headers.authorization = Redacted.value(settings.authorization)
         return HttpClientRequest.post(url, { headers }).pipe(
           HttpClientRequest.bodyText(JSON.stringify(request.body), "application/json")
         )
@@ -1321,10 +1321,9 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
     (server) =>
       Effect.gen(function* () {
         const url = `${server}${apiBase}/models`
-        const headers = baseHeaders(server, url, yield* Clock.currentTimeMillis)
+        const headers = apiHeaders(server, url, yield* Clock.currentTimeMillis)
         delete headers["content-type"]
         headers.accept = "application/json"
-        if (settings.authorization !== undefined) headers.authorization = Redacted.value(settings.authorization)
         const response = yield* execute(server, HttpClientRequest.get(url, { headers }))
         if (response.status < 200 || response.status >= 300 || !isJson(contentTypeOf(response))) {
           yield* drain(server, response)
@@ -1333,7 +1332,10 @@ export const make = (settings: Settings, pool: ServerPool.Service, transport: Ht
         const read = yield* readText(server, response, settings.maxReplySize)
         const body: unknown = read.truncated
           ? undefined
-          : yield* Effect.option(Effect.try(() => JSON.parse(read.text))).pipe(Effect.map(Option.getOrUndefined))
+          : yield* Effect.orElseSucceed(
+              Effect.try(() => JSON.parse(read.text)),
+              () => undefined
+            )
         const data = typeof body === "object" && body !== null ? (body as { data?: unknown }).data : undefined
         return {
           server,

@@ -265,9 +265,6 @@ export const isActivity = (d: ChatDelta): boolean =>
   d.reasoningDetails !== undefined ||
   Delta.carriesOther(d)
 
-/** Whether a delta carries anything: a piece of the reply, or `usage`. */
-export const carries = (d: ChatDelta): boolean => d.usage !== undefined || isActivity(d)
-
 /** A value that says something: not `null`, and not an empty string, array or object. */
 const says = (u: unknown): boolean =>
   u !== null &&
@@ -335,10 +332,12 @@ const choiceDelta = (server: string, chunk: Chunk, data: string, choice: Record<
   }
   if (choice.logprobs !== undefined && choice.logprobs !== null) out.logprobs = choice.logprobs
   if (typeof choice.finish_reason === "string") out.finishReason = choice.finish_reason
-  if (carriesOther(choice, NAMED_CHOICE) || (delta !== undefined && carriesOther(delta, NAMED_DELTA))) {
-    Delta.markOther(out)
-  }
-  return isActivity(out) ? out : undefined
+  if (isActivity(out)) return out
+  // Only a choice that carries nothing else is looked through for fields without a name.
+  if (!carriesOther(choice, NAMED_CHOICE) && (delta === undefined || !carriesOther(delta, NAMED_DELTA)))
+    return undefined
+  Delta.markOther(out)
+  return out
 }
 
 /**
