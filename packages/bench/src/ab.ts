@@ -1,7 +1,8 @@
 /**
  * A/B of two builds of core on the plain-text stream, in one run: section 2's
- * decode path and section 3's end-to-end clients, the two builds side by side
- * in the same interleaved rounds, so that the machine's drift lands on both.
+ * decode path, section 3's end-to-end clients and section 4's time to first
+ * delta back to back, the two builds side by side in the same interleaved
+ * rounds, so that the machine's drift lands on both.
  *
  * usage: node --expose-gc dist/ab.js <checkout A> <checkout B> [--quick]
  *
@@ -23,7 +24,7 @@ import { chatCorpusOfSize, replyText, split } from "./corpus.js"
 import { openai as openaiDecode } from "./deltas.js"
 import { throughput, timeEach } from "./harness.js"
 import { bytesLabel, fmt, machine, median, ratio, table } from "./report.js"
-import { sample } from "./rounds.js"
+import { sample, timed } from "./rounds.js"
 import * as Services from "./services.js"
 
 interface Side {
@@ -44,7 +45,10 @@ const commitOf = (root: string): string => {
 const load = async (root: string, tag: string): Promise<Side> => {
   const file = (...parts: Array<string>) => pathToFileURL(path.join(root, ...parts)).href
   const core = await import(file("packages/core/dist/index.js"))
-  const reply = await import(file("packages/core/dist/internal/reply.js"))
+  // Where the chunk decoder lives in the commit under test.
+  const reply = fs.existsSync(path.join(root, "packages/core/dist/internal/chunk.js"))
+    ? await import(file("packages/core/dist/internal/chunk.js"))
+    : await import(file("packages/core/dist/internal/reply.js"))
   const effectDir = fs.realpathSync(path.join(root, "packages/core/node_modules/effect"))
   const effect = (name: string) => import(pathToFileURL(path.join(effectDir, "dist/esm", `${name}.js`)).href)
   const build: ClientsModule.OursBuild = {
@@ -134,6 +138,45 @@ const e2eRows = async (quick: boolean, a: Side, b: Side): Promise<string> => {
   ].join("\n")
 }
 
+const ttfdRows = async (quick: boolean, a: Side, b: Side): Promise<string> => {
+  const deltas = 20
+  // Section 4's mirror: one event per socket write, so the first delta travels alone.
+  const mirror = await Services.startMirrors({ reply: replyText, chunkSize: 4, deltas, batch: 1, usage: "never" })
+  const urls = mirror.urls
+  const clients = [
+    Clients.rawUndici(urls),
+    a.clients.oursFacade("node", urls, a.build),
+    b.clients.oursFacade("node", urls, b.build),
+    a.clients.oursStream("node", urls, a.build),
+    b.clients.oursStream("node", urls, b.build)
+  ]
+  const names = ["raw undici", "A facade (node)", "B facade (node)", "A Effect Stream (node)", "B Effect Stream (node)"]
+  const rounds = quick ? 5 : 300
+  const warmup = quick ? 2 : 30
+  const firsts = clients.map((): Array<number> => [])
+  await sample(
+    clients.map((client, i) => timed(client, firsts[i]!)),
+    mirror,
+    rounds,
+    warmup,
+    deltas,
+    true
+  )
+  await Promise.all(clients.map((client) => client.close()))
+  await mirror.close()
+  const ttfd = (i: number) => median(firsts[i]!.slice(warmup))
+  const rows = names.map((name, i) => [
+    name,
+    fmt(ttfd(i), 3),
+    i === 0 ? "" : `${ttfd(i) - ttfd(0) >= 0 ? "+" : ""}${fmt(ttfd(i) - ttfd(0), 3)}`
+  ])
+  return [
+    `A ${deltas}-delta reply, one event per socket write, on a warm connection, back to back; median of ${rounds} rounds after ${warmup} warm-up. ms:`,
+    "",
+    table(["client", "time to first delta", "added to raw undici"], rows)
+  ].join("\n")
+}
+
 const main = async () => {
   const args = process.argv.slice(2)
   const quick = args.includes("--quick")
@@ -147,7 +190,8 @@ const main = async () => {
     `# A/B of core's plain-text path${quick ? " (--quick)" : ""}\n\n${machine()}\n- A: ${a.label}\n- B: ${b.label}\n`
   )
   console.log(`## Decode path (section 2), MB of SSE per CPU second\n\n${await decodeRows(quick, a, b)}\n`)
-  console.log(`## End to end over loopback (section 3)\n\n${await e2eRows(quick, a, b)}`)
+  console.log(`## End to end over loopback (section 3)\n\n${await e2eRows(quick, a, b)}\n`)
+  console.log(`## Time to first delta, back to back (section 4)\n\n${await ttfdRows(quick, a, b)}`)
 }
 
 main().then(

@@ -3,7 +3,7 @@ import { type ChatDelta, Sse } from "@easychat/core"
 
 // Core's per-event step itself. It is not exported from the package, so it is
 // taken from core's build by path (the bench is a private workspace package).
-import { stepOf } from "../../core/dist/internal/reply.js"
+import { stepOf } from "../../core/dist/internal/chunk.js"
 import { emptyTally, type Tally, tallyDelta } from "./tally.js"
 
 const NO_SECRETS: ReadonlyArray<string> = []

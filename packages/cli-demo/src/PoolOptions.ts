@@ -6,7 +6,7 @@
  *
  * @since 0.1.0
  */
-import { EasyChat, Presets } from "@easychat/core"
+import { EasyChat, Presets, Strategy } from "@easychat/core"
 import { MirrorServer } from "@easychat/testkit"
 import * as Options from "@effect/cli/Options"
 import type * as HttpClient from "@effect/platform/HttpClient"
@@ -47,7 +47,7 @@ export const options = {
     Options.withDescription("Use only this server of the pool: an index (0-based) or one of its URLs."),
     Options.optional
   ),
-  strategy: Options.choice("strategy", ["random", "round-robin"]).pipe(
+  strategy: Options.choice("strategy", Strategy.names).pipe(
     Options.withDescription("How the next server is chosen (default random; EASYCHAT_STRATEGY)."),
     Options.optional
   ),
@@ -105,7 +105,7 @@ export interface Parsed {
   readonly servers: ReadonlyArray<string>
   readonly preset: Option.Option<PresetName>
   readonly pin: Option.Option<string>
-  readonly strategy: Option.Option<"random" | "round-robin">
+  readonly strategy: Option.Option<Strategy.Name>
   readonly model: Option.Option<string>
   readonly path: Option.Option<string>
   readonly timeouts: ReadonlyArray<string>

@@ -12,8 +12,8 @@ import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { InvalidRequest } from "./Errors.js"
 import { makeAccumulator } from "./internal/accumulate.js"
-import { Delta } from "./internal/reply.js"
-import { roles, usualRequest } from "./internal/request.js"
+import { Delta } from "./internal/delta.js"
+import { type Rule, requestRules, roles, usualRequest } from "./internal/request.js"
 
 /** @since 0.1.0 @category models */
 export type Role = "system" | "user" | "assistant" | "tool" | "developer" | "function"
@@ -55,6 +55,24 @@ export type Message = typeof Message.Type
 const range = (min: number, max: number) =>
   Schema.Number.pipe(Schema.between(min, max, { message: () => `must be a number between ${min} and ${max}` }))
 
+// The schema of each kind of rule, with its error's words; the table of rules is `requestRules`.
+const schemaOf = {
+  text: () => Schema.String.pipe(Schema.nonEmptyString({ message: () => "must be a non-empty string" })),
+  flag: () => Schema.Boolean,
+  range: (rule: Extract<Rule, { kind: "range" }>) => Schema.NullOr(range(rule.min, rule.max)),
+  count: () => Schema.Number.pipe(Schema.int(), Schema.positive({ message: () => "must be a positive integer" })),
+  server: () =>
+    Schema.Union(Schema.Number.pipe(Schema.int({ message: () => "must be an integer index or a URL" })), Schema.String)
+}
+
+type Rules = typeof requestRules
+const optionalFields = Object.fromEntries(
+  Object.entries(requestRules as Readonly<Record<string, Rule>>).map(([name, rule]) => [
+    name,
+    Schema.optional(schemaOf[rule.kind](rule as never))
+  ])
+) as { readonly [K in keyof Rules]: Schema.optional<ReturnType<(typeof schemaOf)[Rules[K]["kind"]]>> }
+
 /**
  * A chat request: the OpenAI fields easychat knows, any other OpenAI field
  * (`max_tokens`, `stop`, `seed`, `user`, `tools`, ...) passed through to the
@@ -66,21 +84,7 @@ const range = (min: number, max: number) =>
 export const ChatRequest = Schema.Struct(
   {
     messages: Schema.Array(Message).pipe(Schema.minItems(1, { message: () => "must hold at least one message" })),
-    model: Schema.optional(Schema.String.pipe(Schema.nonEmptyString({ message: () => "must be a non-empty string" }))),
-    stream: Schema.optional(Schema.Boolean),
-    temperature: Schema.optional(Schema.NullOr(range(0, 2))),
-    top_p: Schema.optional(Schema.NullOr(range(0, 1))),
-    presence_penalty: Schema.optional(Schema.NullOr(range(-2, 2))),
-    frequency_penalty: Schema.optional(Schema.NullOr(range(-2, 2))),
-    max_tokens: Schema.optional(
-      Schema.Number.pipe(Schema.int(), Schema.positive({ message: () => "must be a positive integer" }))
-    ),
-    activeServer: Schema.optional(
-      Schema.Union(
-        Schema.Number.pipe(Schema.int({ message: () => "must be an integer index or a URL" })),
-        Schema.String
-      )
-    )
+    ...optionalFields
   },
   Schema.Record({ key: Schema.String, value: Schema.Unknown })
 )

@@ -17,9 +17,9 @@ import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import type { ChatCompletion, ChatDelta, ChatRequestInput } from "./Chat.js"
 import * as Chat from "./Chat.js"
+import type { ChatCall } from "./ChatCall.js"
 import * as EasyChat from "./EasyChat.js"
 import type { EasyChatError } from "./Errors.js"
-import { type Call, engines } from "./internal/engine.js"
 import { resolve } from "./internal/settings.js"
 import type { Options } from "./Presets.js"
 import type { ServerHealth } from "./ServerPool.js"
@@ -66,7 +66,7 @@ export interface Client {
  * Resolves when the call has something for `poll` or `pull`, or when `signal`
  * aborts; `undefined` when the call cannot wait this way (then `pull` waits).
  */
-const waitFor = (call: Call, signal: AbortSignal | undefined): Promise<void> | undefined => {
+const waitFor = (call: ChatCall, signal: AbortSignal | undefined): Promise<void> | undefined => {
   let wake!: () => void
   const woken = new Promise<void>((resolve) => {
     wake = resolve
@@ -103,9 +103,9 @@ export const make = (options: Options, transport: Layer.Layer<HttpClient.HttpCli
   if (Either.isLeft(checked)) throw checked.left
   const runtime = ManagedRuntime.make(Layer.orDie(EasyChat.layer(options)).pipe(Layer.provide(transport)))
   const chat = EasyChat.EasyChat
-  // The engine's pull, without a `Stream` between the reads and the caller.
+  // The call's handle, without a `Stream` between the reads and the caller.
   const openCall = (request: ChatRequestInput, scope: Scope.Scope) =>
-    Effect.flatMap(chat, (c) => engines.get(c)!.open(request, scope))
+    Effect.flatMap(chat, (c) => Scope.extend(c.call(request), scope))
 
   /**
    * One hand-written iterator per call: each network read's batch crosses into
@@ -125,7 +125,7 @@ export const make = (options: Options, transport: Layer.Layer<HttpClient.HttpCli
     [Symbol.asyncIterator](): AsyncIterator<A> {
       const { signal } = call
       let scope: Scope.CloseableScope | undefined
-      let opened: Call | undefined
+      let opened: ChatCall | undefined
       let batch: ReadonlyArray<ChatDelta> = []
       let index = 0
       let finished = false

@@ -13,13 +13,19 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as BodyReader from "./BodyReader.js"
 import type { ChatCompletion, ChatDelta, ChatRequestInput, Message, StreamOptions } from "./Chat.js"
+import type { ChatCall } from "./ChatCall.js"
 import type { EasyChatError, InvalidRequest } from "./Errors.js"
-import * as internal from "./internal/engine.js"
+import type * as Forward from "./internal/forward.js"
+import type * as Models from "./internal/models.js"
+import { makeCalls } from "./internal/service.js"
 import { resolve } from "./internal/settings.js"
 import type { Options } from "./Presets.js"
 import * as ServerPool from "./ServerPool.js"
+import * as Strategy from "./Strategy.js"
 
 /**
  * The original provider's call shape: `{ model, messages, stream, ...kwargs }`
@@ -40,11 +46,11 @@ export interface CreateCompletionParams {
 }
 
 /** @since 0.2.0 @category models */
-export type ForwardRequest = internal.ForwardRequest
+export type ForwardRequest = Forward.ForwardRequest
 /** @since 0.2.0 @category models */
-export type Forwarded = internal.Forwarded
+export type Forwarded = Forward.Forwarded
 /** @since 0.2.0 @category models */
-export type ServerModels = internal.ServerModels
+export type ServerModels = Models.ServerModels
 
 /** @since 0.1.0 @category models */
 export interface Service {
@@ -55,6 +61,12 @@ export interface Service {
    * turns it into the `ChatCompletion` that `complete` returns.
    */
   readonly stream: (request: ChatRequestInput, options?: StreamOptions) => Stream.Stream<ChatDelta, EasyChatError>
+  /**
+   * The same reply as `stream`, as the low-level handle that `stream`, the
+   * Promise facade and the gateway read: pull each batch, or poll and wait
+   * between reads. The call ends (its connection closed) with the scope.
+   */
+  readonly call: (request: ChatRequestInput, options?: StreamOptions) => Effect.Effect<ChatCall, never, Scope.Scope>
   /** The original's shape: text pieces of choice 0 (one piece when `stream` is false). */
   readonly createCompletion: (params: CreateCompletionParams) => Stream.Stream<string, EasyChatError>
   /**
@@ -64,9 +76,9 @@ export interface Service {
    * until the answer's status and content type are checked, then its body
    * as the server sends it.
    */
-  readonly forward: (request: internal.ForwardRequest) => Effect.Effect<internal.Forwarded, EasyChatError>
+  readonly forward: (request: ForwardRequest) => Effect.Effect<Forwarded, EasyChatError>
   /** Each server's `GET {apiBase}/models` list (`undefined` for a server without one). */
-  readonly models: Effect.Effect<ReadonlyArray<internal.ServerModels>>
+  readonly models: Effect.Effect<ReadonlyArray<ServerModels>>
   readonly pool: ServerPool.Service
 }
 
@@ -96,27 +108,22 @@ export const make = (
     const settings = yield* resolve(options)
     const pool = yield* ServerPool.ServerPool
     const http = yield* HttpClient.HttpClient
-    const engine = internal.make(settings, pool, http)
-    const service: Service = {
-      complete: engine.complete,
-      stream: engine.stream,
-      forward: engine.forward,
-      models: engine.models,
+    const calls = makeCalls(settings, pool, http, yield* BodyReader.current)
+    return {
+      ...calls,
       createCompletion: ({ model, messages, stream, active_server, ...kwargs }) => {
         const request: Record<string, unknown> = { ...kwargs, messages }
         if (model !== undefined) request.model = model
         if (active_server !== undefined) request.activeServer = active_server
         return stream
-          ? engine.stream(request).pipe(
+          ? calls.stream(request).pipe(
               Stream.filter((delta) => delta.choice === 0 && delta.content.length > 0),
               Stream.map((delta) => delta.content)
             )
-          : Stream.fromEffect(Effect.map(engine.complete(request), (reply) => reply.content))
+          : Stream.fromEffect(Effect.map(calls.complete(request), (reply) => reply.content))
       },
       pool
     }
-    internal.engines.set(service, engine)
-    return service
   })
 
 /**
@@ -142,7 +149,7 @@ export const options = (base: Options = {}): Config.Config<Options> =>
     model: Config.option(Config.string("EASYCHAT_MODEL")),
     apiKey: Config.option(Config.redacted("EASYCHAT_API_KEY")),
     accessCode: Config.option(Config.redacted("EASYCHAT_ACCESS_CODE")),
-    strategy: Config.option(Config.literal("random", "round-robin")("EASYCHAT_STRATEGY")),
+    strategy: Config.option(Config.literal(...Strategy.names)("EASYCHAT_STRATEGY")),
     cookieInit: Config.option(Config.literal("best-effort", "required", "off")("EASYCHAT_COOKIE_INIT")),
     maxAttempts: Config.option(Config.integer("EASYCHAT_MAX_ATTEMPTS"))
   }).pipe(

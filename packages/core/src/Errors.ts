@@ -189,6 +189,16 @@ export const AttemptError = Schema.Union(
 /** @since 0.1.0 @category models */
 export type AttemptError = typeof AttemptError.Type
 
+/**
+ * Whether an error says the request itself is wrong (`InvalidRequest`, or an
+ * upstream's 400 or 422): it says nothing about the server, and would fail on
+ * any server, so it ends a call at once and never counts against a circuit.
+ * @since 0.3.0 @category predicates
+ */
+export const isRequestFault = (error: EasyChatError): boolean =>
+  error._tag === "InvalidRequest" ||
+  (error._tag === "HttpStatusError" && (error.status === 400 || error.status === 422))
+
 /** @since 0.1.0 @category models */
 export const Attempt = Schema.Struct({ server: Schema.String, error: AttemptError })
 /** @since 0.1.0 @category models */
@@ -203,7 +213,7 @@ export class AllServersFailed extends Schema.TaggedError<AllServersFailed>("@eas
   { attempts: Schema.Array(Attempt) }
 ) {
   override get message(): string {
-    if (this.attempts.length === 0) return "No server was tried: every server's circuit is open"
+    if (this.attempts.length === 0) return "No server was tried: the circuit of every server the call may use is open"
     const lines = this.attempts.map((a, i) => `  ${i + 1}. ${a.server}: ${a.error._tag}: ${a.error.message}`)
     return `All ${this.attempts.length} attempts failed:\n${lines.join("\n")}`
   }

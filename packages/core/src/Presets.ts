@@ -7,6 +7,7 @@
  * @since 0.1.0
  */
 import type * as Duration from "effect/Duration"
+import type { Name as StrategyName, Strategy as StrategyValue } from "./Strategy.js"
 
 /**
  * How a server's cookies are initialised with `GET {server}/` before the first
@@ -17,8 +18,12 @@ import type * as Duration from "effect/Duration"
  */
 export type CookieInit = "best-effort" | "required" | "off"
 
-/** @since 0.1.0 @category models */
-export type Strategy = "random" | "round-robin"
+/**
+ * How the next server is chosen: a built-in strategy's name (`random`,
+ * `round-robin`) or a `Strategy` value, yours included.
+ * @since 0.1.0 @category models
+ */
+export type Strategy = StrategyName | StrategyValue
 
 /** A number of milliseconds or an Effect duration such as `"30 seconds"`. */
 export type DurationOption = number | Duration.DurationInput

@@ -1,9 +1,11 @@
 /**
- * The pool of servers a call may use: which one to try next (random,
- * round-robin or pinned), a circuit breaker per server, and their health.
+ * The pool of servers a call may use: which one to try next (pinned, or as
+ * its `Strategy` chooses among the usable ones), a circuit breaker per
+ * server, and their health.
  *
  * @since 0.1.0
  */
+import { isNonEmptyArray } from "effect/Array"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -11,10 +13,11 @@ import * as Effect from "effect/Effect"
 import type * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Random from "effect/Random"
 import type { AttemptError, InvalidRequest } from "./Errors.js"
+import { isRequestFault } from "./internal/policy.js"
 import { pinnedServer, resolve, type Settings } from "./internal/settings.js"
 import type { Options } from "./Presets.js"
+import type { Candidate } from "./Strategy.js"
 
 /**
  * `closed`: in use. `open`: skipped until its cooldown (or a 429's
@@ -42,10 +45,11 @@ export interface ServerHealth {
 export interface Service {
   readonly servers: ReadonlyArray<string>
   /**
-   * The next server for a call: not in `tried`, circuit not open. A pinned
-   * server is always chosen (once). When every circuit is open, the first
-   * attempt of a call goes to the server whose circuit reopens first. `None`
-   * when no server is left.
+   * The next server for a call, as the strategy chooses among those not in
+   * `tried` whose circuit is not open. A pinned server is chosen once, unless
+   * its circuit is open. When every circuit is open, the first attempt of a
+   * call goes to the server whose circuit reopens first. `None` when no
+   * server is left.
    */
   readonly choose: (tried: ReadonlySet<string>, pinned: string | undefined) => Effect.Effect<Option.Option<string>>
   /** Resolves a per-call `activeServer` (index or URL). */
@@ -69,11 +73,6 @@ interface Circuit {
   lastError: string | undefined
 }
 
-/** Errors that say the request itself is wrong: they say nothing about the server. */
-export const isRequestFault = (error: AttemptError): boolean =>
-  error._tag === "InvalidRequest" ||
-  (error._tag === "HttpStatusError" && (error.status === 400 || error.status === 422))
-
 /** @internal */
 export const fromSettings = (settings: Settings): Service => {
   const circuits = new Map<string, Circuit>(
@@ -84,9 +83,21 @@ export const fromSettings = (settings: Settings): Service => {
   )
   const cooldown = Duration.toMillis(settings.breaker.cooldown)
   const maxRetryAfter = Duration.toMillis(settings.breaker.maxRetryAfter)
-  let next = 0
+  const strategy = settings.strategy
+  let previous: string | undefined
   const stateOf = (c: Circuit, now: number): CircuitState =>
     c.openUntil === undefined ? "closed" : now < c.openUntil ? "open" : "half-open"
+  const healthOf = (server: string, now: number): ServerHealth => {
+    const c = circuits.get(server)!
+    return {
+      server,
+      state: stateOf(c, now),
+      failures: c.failures,
+      lastLatencyMs: c.lastLatencyMs,
+      openUntil: c.openUntil,
+      lastError: c.lastError
+    }
+  }
   const usable = (server: string, now: number) => {
     const c = circuits.get(server)!
     const state = stateOf(c, now)
@@ -105,8 +116,11 @@ export const fromSettings = (settings: Settings): Service => {
         const now = yield* Clock.currentTimeMillis
         // A pinned call honours its server's circuit as any call does: an open circuit is not tried.
         if (pinned !== undefined) return tried.has(pinned) || !usable(pinned, now) ? Option.none() : claim(pinned, now)
-        const candidates = settings.servers.filter((s) => !tried.has(s) && usable(s, now))
-        if (candidates.length === 0) {
+        const candidates: Array<Candidate> = []
+        for (const [index, server] of settings.servers.entries()) {
+          if (!tried.has(server) && usable(server, now)) candidates.push({ ...healthOf(server, now), index })
+        }
+        if (!isNonEmptyArray(candidates)) {
           // Every circuit is open and the call has not tried anything yet: rather than
           // failing without a request (a one-server pool would refuse every call for a
           // whole cooldown), try the server whose circuit reopens first.
@@ -116,19 +130,16 @@ export const fromSettings = (settings: Settings): Service => {
           )[0]
           return soonest === undefined ? Option.none() : Option.some(soonest)
         }
-        if (settings.strategy === "round-robin") {
-          // The next server in pool order from the rotating cursor, skipping unusable ones.
-          for (let i = 0; i < settings.servers.length; i++) {
-            const server = settings.servers[(next + i) % settings.servers.length]!
-            if (candidates.includes(server)) {
-              next = (settings.servers.indexOf(server) + 1) % settings.servers.length
-              return claim(server, now)
-            }
-          }
+        const chosen = yield* strategy.choose({ candidates, servers: settings.servers, previous })
+        const server = (chosen as Candidate | undefined)?.server
+        if (server === undefined || !candidates.some((c) => c.server === server)) {
+          // A bug in the strategy: a server it may not use would bypass the breakers.
+          return yield* Effect.dieMessage(
+            `The ${strategy.name} strategy chose ${String(server)}, which is not one of its candidates (${candidates.map((c) => c.server).join(", ")})`
+          )
         }
-        // Uniform over every usable server: the original never chose its last mirror.
-        const index = yield* Random.nextIntBetween(0, candidates.length)
-        return claim(candidates[index]!, now)
+        previous = server
+        return claim(server, now)
       }),
     onSuccess: (server, latencyMs) =>
       Effect.sync(() => {
@@ -161,19 +172,7 @@ export const fromSettings = (settings: Settings): Service => {
         const c = circuits.get(server)
         if (c !== undefined) c.probing = false
       }),
-    health: Effect.map(Clock.currentTimeMillis, (now) =>
-      settings.servers.map((server) => {
-        const c = circuits.get(server)!
-        return {
-          server,
-          state: stateOf(c, now),
-          failures: c.failures,
-          lastLatencyMs: c.lastLatencyMs,
-          openUntil: c.openUntil,
-          lastError: c.lastError
-        }
-      })
-    )
+    health: Effect.map(Clock.currentTimeMillis, (now) => settings.servers.map((server) => healthOf(server, now)))
   }
 }
 

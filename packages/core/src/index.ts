@@ -5,9 +5,13 @@
  * @since 0.1.0
  */
 
+/** How a response body reaches the decoder: the transport's fast reader, or `response.stream`. */
+export * as BodyReader from "./BodyReader.js"
 export type { ChatCompletion, ChatDelta, ChatRequest, ChatRequestInput, Message, Usage } from "./Chat.js"
 /** Schemas of a chat: messages, request, reply, deltas, and request validation. */
 export * as Chat from "./Chat.js"
+/** The low-level handle of one streamed call: pull, or poll and wait between reads. */
+export * as ChatCall from "./ChatCall.js"
 /** The Promise and async-iterator facade over any transport layer. */
 export * as Client from "./Client.js"
 /** The EasyChat service: complete, stream, createCompletion, layers and config. */
@@ -34,3 +38,5 @@ export * as Presets from "./Presets.js"
 export * as ServerPool from "./ServerPool.js"
 /** An incremental WHATWG server-sent events decoder. */
 export * as Sse from "./Sse.js"
+/** How a pool chooses the next server: `random`, `roundRobin`, or your own. */
+export * as Strategy from "./Strategy.js"

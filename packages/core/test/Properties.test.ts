@@ -12,8 +12,8 @@ import * as Stream from "effect/Stream"
 import fc from "fast-check"
 import { ChatRequest, validate } from "../src/Chat.js"
 import { EasyChat } from "../src/index.js"
-import { usualContent, usualReasoning } from "../src/internal/reply.js"
 import { usualRequest } from "../src/internal/request.js"
+import { usualContent, usualReasoning } from "../src/internal/usualChunk.js"
 
 const SERVER = "http://memory.test"
 

@@ -10,7 +10,7 @@ import * as Stream from "effect/Stream"
 import fc from "fast-check"
 import { EasyChat } from "../src/index.js"
 import { credentialForms, REDACTED, redact } from "../src/internal/redact.js"
-import { excerpt } from "../src/internal/reply.js"
+import { excerpt } from "../src/internal/upstream.js"
 
 // Keys are printable ASCII (the gateway refuses others); cookie values are ASCII too.
 const secretArb = fc.string({

@@ -4,12 +4,12 @@
  *
  * @since 0.1.0
  */
-import { Client, type Presets } from "@easychat/core"
-import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import { BodyReader, Client, type Presets } from "@easychat/core"
 import * as HttpClient from "@effect/platform/HttpClient"
-import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as internalReader from "./internal/bodyReader.js"
 import * as internal from "./internal/browser.js"
+import * as internalClient from "./internal/client.js"
 
 /**
  * @since 0.1.0
@@ -32,8 +32,41 @@ export interface Options {
 }
 
 /**
- * Provides `HttpClient` on `fetch`. Interrupting a request or a response stream aborts the fetch (its
- * `AbortSignal`), which closes the connection.
+ * `HttpClient` on `fetch`, with the defaults and browser rules of `layer`. A `FetchHttpClient.Fetch` or
+ * `FetchHttpClient.RequestInit` in the caller's context wins over `fetch` and `requestInit`. Its responses are
+ * read by `bodyReader`.
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const makeClient = (options: Options = {}): HttpClient.HttpClient => {
+  const browser = options.browser ?? internal.isBrowser()
+  // Outside browsers core follows redirects itself, to read each hop's Set-Cookie; in browsers the browser follows
+  // them and keeps the cookies, which it sends only with credentials: "include".
+  const defaults: RequestInit = browser ? { credentials: "include" } : { redirect: "manual" }
+  const client = internalClient.make({
+    fetch: options.fetch,
+    requestInit: { ...defaults, ...options.requestInit },
+    browser
+  })
+  // `traceparent` and `b3` are not CORS-safelisted: a server that lists only the headers it uses would refuse the
+  // preflight, so browsers send no trace headers.
+  return browser ? HttpClient.withTracerPropagation(client, false) : client
+}
+
+/**
+ * The `BodyReader` named `"fetch"`: reads the web body of each response made by `makeClient` with
+ * `BodyReader.fromWebStream` (cancelling it aborts the fetch), and any other response through
+ * `BodyReader.fromStream`.
+ *
+ * @since 0.3.0
+ * @category body reader
+ */
+export const bodyReader: BodyReader.Service = internalReader.reader
+
+/**
+ * Provides `HttpClient` on `fetch`, and `BodyReader` (`bodyReader`) for core to read its bodies. Interrupting a
+ * request or a response stream aborts the fetch (its `AbortSignal`), which closes the connection.
  *
  * In a browser, request headers that browsers forbid scripts to set (`cookie`, `origin`, `referer`, `sec-*`,
  * `proxy-*`, ...) and `user-agent` are dropped quietly: the browser sends its own, and a script's `user-agent`
@@ -43,27 +76,12 @@ export interface Options {
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options = {}): Layer.Layer<HttpClient.HttpClient> => {
-  const browser = options.browser ?? internal.isBrowser()
-  // Dropped at the fetch call, so headers from every source (the request, `requestInit.headers`, a later
-  // `HttpClient.mapRequest`) are covered.
-  const fetch = browser ? internal.withoutForbiddenHeaders(options.fetch) : options.fetch
-  // Outside browsers core follows redirects itself, to read each hop's Set-Cookie; in browsers the browser follows
-  // them and keeps the cookies, which it sends only with credentials: "include".
-  const defaults: RequestInit = browser ? { credentials: "include" } : { redirect: "manual" }
-  const init = Layer.succeed(FetchHttpClient.RequestInit, { ...defaults, ...options.requestInit })
-  const client = Layer.provide(
-    FetchHttpClient.layer,
-    fetch === undefined ? init : Layer.merge(init, Layer.succeed(FetchHttpClient.Fetch, fetch))
+export const layer = (options: Options = {}): Layer.Layer<HttpClient.HttpClient | BodyReader.BodyReader> =>
+  Layer.merge(
+    // Made now: whether this is a browser is decided when `layer` is called.
+    Layer.succeed(HttpClient.HttpClient, makeClient(options)),
+    Layer.succeed(BodyReader.BodyReader, bodyReader)
   )
-  if (!browser) return client
-  // `traceparent` and `b3` are not CORS-safelisted: a server that lists only the headers it uses would refuse the
-  // preflight, so browsers send no trace headers.
-  return Layer.provide(
-    Layer.effect(HttpClient.HttpClient, Effect.map(HttpClient.HttpClient, HttpClient.withTracerPropagation(false))),
-    client
-  )
-}
 
 /**
  * Options of `createClient`: the client's options (servers, preset values,

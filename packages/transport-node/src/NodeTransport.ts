@@ -4,13 +4,14 @@
  *
  * @since 0.1.0
  */
-import { Client, type Presets } from "@easychat/core"
+import { BodyReader, Client, type Presets } from "@easychat/core"
 import * as HttpClient from "@effect/platform/HttpClient"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import type { Dispatcher } from "undici"
+import * as internalReader from "./internal/bodyReader.js"
+import * as internalClient from "./internal/client.js"
 import * as internal from "./internal/dispatcher.js"
 
 /**
@@ -55,16 +56,37 @@ export const makeDispatcher = (options: Options = {}): Effect.Effect<Dispatcher,
   )
 
 /**
- * Provides `HttpClient` on undici. The dispatcher lives as long as the layer: closing the layer's scope closes
- * every pooled connection. Interrupting a request or a response stream aborts it and closes its socket.
+ * `HttpClient` over an undici dispatcher (see `makeDispatcher`): redirects are not followed, interrupting a
+ * request or a response stream aborts it and closes its socket, and undici's own timeouts are off. Its responses
+ * are read by `bodyReader`.
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const makeClient: (dispatcher: Dispatcher) => HttpClient.HttpClient = internalClient.make
+
+/**
+ * The `BodyReader` named `"undici"`: reads the undici body of each response made by `makeClient` directly, one
+ * callback per read, and any other response through `BodyReader.fromStream`.
+ *
+ * @since 0.3.0
+ * @category body reader
+ */
+export const bodyReader: BodyReader.Service = internalReader.reader
+
+/**
+ * Provides `HttpClient` on undici, and `BodyReader` (`bodyReader`) for core to read its bodies. The dispatcher
+ * lives as long as the layer: closing the layer's scope closes every pooled connection. Interrupting a request or
+ * a response stream aborts it and closes its socket.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options = {}): Layer.Layer<HttpClient.HttpClient> =>
-  // Not `NodeHttpClient.layerUndici…`: its client runs every request in the layer's context (about 15 Effect
-  // operations per request, for undici options that this layer takes as `Options` instead).
-  Layer.scoped(HttpClient.HttpClient, Effect.map(makeDispatcher(options), NodeHttpClient.makeUndici))
+export const layer = (options: Options = {}): Layer.Layer<HttpClient.HttpClient | BodyReader.BodyReader> =>
+  Layer.merge(
+    Layer.scoped(HttpClient.HttpClient, Effect.map(makeDispatcher(options), makeClient)),
+    Layer.succeed(BodyReader.BodyReader, bodyReader)
+  )
 
 /**
  * Options of `createClient`: the client's options (servers, preset values,

@@ -1,5 +1,5 @@
 import type { Accumulator, ChatDelta } from "../Chat.js"
-import { replyOf } from "./reply.js"
+import { replyOf } from "./completion.js"
 
 type Fields = Record<string, unknown>
 

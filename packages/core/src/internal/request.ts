@@ -5,7 +5,7 @@ import type { ChatRequest } from "../Chat.js"
  * 0.1 ms of a cold call's time to first delta (a plain check: 0.01 ms).
  *
  * Only a plain object, messages of exactly `role` and text `content`, and no
- * field but the ones below, each present with a valid value. Returns what
+ * field but those of `requestRules`, each with a valid value. Returns what
  * `ChatRequest`'s decoder returns for such a request (copies, fields in the
  * schema's order); anything else is `undefined`, and the decoder judges it.
  */
@@ -47,15 +47,55 @@ const ROLES: ReadonlySet<string> = new Set(roles)
 const isPlain = (u: unknown): u is object =>
   typeof u === "object" && u !== null && Object.getPrototypeOf(u) === Object.prototype
 
-const between = (min: number, max: number) => (u: unknown) => typeof u === "number" && u >= min && u <= max
+/**
+ * The rule of one optional request field, by kind: `text` a non-empty string,
+ * `flag` a boolean, `range` a number in [min, max] or null (null leaves a
+ * preset's default out), `count` a positive integer, `server` an index or a
+ * URL of the pool. `Chat.ChatRequest`'s schema words each kind's error.
+ */
+export type Rule =
+  | { readonly kind: "text" }
+  | { readonly kind: "flag" }
+  | { readonly kind: "range"; readonly min: number; readonly max: number }
+  | { readonly kind: "count" }
+  | { readonly kind: "server" }
 
-/** The optional fields of `ChatRequest` other than `activeServer`, in the schema's order, and their rules. */
-const FIELDS: ReadonlyArray<{ readonly name: string; readonly valid: (u: unknown) => boolean }> = [
-  { name: "model", valid: (u) => typeof u === "string" && u.length > 0 },
-  { name: "stream", valid: (u) => typeof u === "boolean" },
-  { name: "temperature", valid: between(0, 2) },
-  { name: "top_p", valid: between(0, 1) },
-  { name: "presence_penalty", valid: between(-2, 2) },
-  { name: "frequency_penalty", valid: between(-2, 2) },
-  { name: "max_tokens", valid: (u) => Number.isSafeInteger(u) && (u as number) > 0 }
-]
+/**
+ * The optional fields of a request, in the schema's order (they become the
+ * body's JSON in it): the one table both `ChatRequest` and the fast check
+ * are built from.
+ */
+export const requestRules = {
+  model: { kind: "text" },
+  stream: { kind: "flag" },
+  temperature: { kind: "range", min: 0, max: 2 },
+  top_p: { kind: "range", min: 0, max: 1 },
+  presence_penalty: { kind: "range", min: -2, max: 2 },
+  frequency_penalty: { kind: "range", min: -2, max: 2 },
+  max_tokens: { kind: "count" },
+  activeServer: { kind: "server" }
+} as const satisfies Readonly<Record<string, Rule>>
+
+/** What the fast check accepts of each kind: only values the schema takes unchanged. */
+const accepts = (rule: Rule): ((u: unknown) => boolean) => {
+  switch (rule.kind) {
+    case "text":
+      return (u) => typeof u === "string" && u.length > 0
+    case "flag":
+      return (u) => typeof u === "boolean"
+    case "range": {
+      // `null` is valid too, but rare: the decoder takes it.
+      const { min, max } = rule
+      return (u) => typeof u === "number" && u >= min && u <= max
+    }
+    case "count":
+      return (u) => Number.isSafeInteger(u) && (u as number) > 0
+    case "server":
+      // A pinned call is rare: the decoder takes it.
+      return () => false
+  }
+}
+
+const FIELDS: ReadonlyArray<{ readonly name: string; readonly valid: (u: unknown) => boolean }> = Object.entries(
+  requestRules as Readonly<Record<string, Rule>>
+).map(([name, rule]) => ({ name, valid: accepts(rule) }))

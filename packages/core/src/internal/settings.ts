@@ -2,8 +2,9 @@ import * as Duration from "effect/Duration"
 import * as Either from "effect/Either"
 import * as Redacted from "effect/Redacted"
 import { InvalidRequest } from "../Errors.js"
-import type { CookieInit, DurationOption, Options, Strategy } from "../Presets.js"
+import type { CookieInit, DurationOption, Options } from "../Presets.js"
 import { easyChat } from "../Presets.js"
+import * as Strategy from "../Strategy.js"
 
 /** Options resolved against the preset defaults and checked once. */
 export interface Settings {
@@ -14,7 +15,7 @@ export interface Settings {
   /** The `Authorization` value, kept redacted so it never prints. */
   readonly authorization: Redacted.Redacted<string> | undefined
   readonly cookieInit: CookieInit
-  readonly strategy: Strategy
+  readonly strategy: Strategy.Strategy
   readonly activeServer: string | undefined
   readonly maxAttempts: number
   readonly breaker: {
@@ -104,6 +105,14 @@ const bearer = (options: Options): Redacted.Redacted<string> | undefined => {
   return undefined
 }
 
+const strategyOf = (option: Options["strategy"]): Either.Either<Strategy.Strategy, InvalidRequest> => {
+  if (option === undefined) return Either.right(Strategy.random)
+  if (Strategy.isName(option)) return Either.right(Strategy.fromName(option))
+  if (Strategy.isStrategy(option)) return Either.right(option)
+  const names = Strategy.names
+  return fail("strategy", `must be ${names.slice(0, -1).join(", ")} or ${names.at(-1)}, or a Strategy`)
+}
+
 /** Resolves options over the EasyChat preset and checks every rule once. */
 export const resolve = (options: Options = {}): Either.Either<Settings, InvalidRequest> =>
   Either.gen(function* () {
@@ -137,10 +146,7 @@ export const resolve = (options: Options = {}): Either.Either<Settings, InvalidR
     if (!Number.isInteger(maxReplySize) || maxReplySize < 1) {
       return yield* fail("maxReplySize", "must be a positive integer")
     }
-    const strategy = o.strategy ?? "random"
-    if (strategy !== "random" && strategy !== "round-robin") {
-      return yield* fail("strategy", "must be random or round-robin")
-    }
+    const strategy = yield* strategyOf(o.strategy)
     const cookieInit = o.cookieInit ?? "best-effort"
     if (cookieInit !== "best-effort" && cookieInit !== "required" && cookieInit !== "off") {
       return yield* fail("cookieInit", "must be best-effort, required or off")

@@ -51,7 +51,8 @@ const answer = (body: Record<string, unknown>, secrets: () => ReadonlyArray<stri
       return HttpServerResponse.unsafeJson(reply.raw, { headers: { "x-easychat-server": reply.server } })
     }
     // `everyChunk`: a delta for each chunk, the ones that carry nothing (the role chunk) included.
-    const pull = yield* Stream.toPull(chat.stream(body as ChatRequestInput, { everyChunk: true }))
+    // The call's own handle: one pull per upstream read, no `Stream` in between.
+    const { pull } = yield* chat.call(body as ChatRequestInput, { everyChunk: true })
     // Until the first delta the pool may still fail over, and a failure still has an honest HTTP status.
     let first = Chunk.empty<ChatDelta>()
     let ended = false

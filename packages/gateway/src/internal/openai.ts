@@ -1,4 +1,4 @@
-import { Chat, type ChatDelta, type EasyChatError } from "@easychat/core"
+import { Chat, type ChatDelta, type EasyChatError, Errors } from "@easychat/core"
 import type * as Chunk from "effect/Chunk"
 import { redact } from "./auth.js"
 
@@ -45,8 +45,8 @@ export const fromEasyChatError = (error: EasyChatError, secrets: ReadonlyArray<s
     case "InvalidRequest":
       return apiError(400, "invalid_request_error", error._tag, message, { param: error.field })
     case "HttpStatusError":
-      // Only a request fault (400, 422) reaches the caller directly: the upstream says the request is wrong.
-      return error.status === 400 || error.status === 422
+      // Only a request fault reaches the caller with its status: the upstream says the request is wrong.
+      return Errors.isRequestFault(error)
         ? apiError(error.status, "invalid_request_error", error._tag, message)
         : apiError(502, "upstream_error", error._tag, message, { headers: noRetry })
     case "Timeout":

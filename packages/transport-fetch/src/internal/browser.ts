@@ -44,20 +44,3 @@ export const isForbiddenHeader = (name: string): boolean => {
   const lower = name.toLowerCase()
   return forbidden.has(lower) || lower.startsWith("proxy-") || lower.startsWith("sec-")
 }
-
-/**
- * Wraps `fetch` (default: `globalThis.fetch`, looked up at each call) so that forbidden request headers are dropped.
- *
- * @internal
- */
-export const withoutForbiddenHeaders =
-  (fetch: typeof globalThis.fetch | undefined): typeof globalThis.fetch =>
-  (input, init) => {
-    const call = fetch ?? globalThis.fetch
-    if (init?.headers === undefined) return call(input, init)
-    const headers = new Headers()
-    new Headers(init.headers).forEach((value, name) => {
-      if (!isForbiddenHeader(name)) headers.append(name, value)
-    })
-    return call(input, { ...init, headers })
-  }

@@ -1,0 +1,175 @@
+/**
+ * How a response body reaches core's decoder: one callback per network read.
+ * A transport provides its fast reader (undici's body in
+ * `@easychat/transport-node`, the web `ReadableStream` in
+ * `@easychat/transport-fetch`); any other `HttpClient` layer is read through
+ * `@effect/platform`'s `response.stream` by `fromStream`.
+ *
+ * A `Stream` step per read (latches, channel steps, a race for the timeout)
+ * cost more than decoding the read itself, so core decodes each read as it
+ * arrives and hands the caller whole batches.
+ *
+ * @since 0.3.0
+ */
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+
+/**
+ * Where a body's reads go. Called synchronously from the runtime's I/O
+ * callbacks, in order; after `end` or `fail`, or once the body is cancelled
+ * or released, nothing more is called.
+ * @since 0.3.0 @category models
+ */
+export interface Sink {
+  readonly chunk: (bytes: Uint8Array) => void
+  readonly end: () => void
+  readonly fail: (cause: unknown) => void
+}
+
+/**
+ * A body being read into a `Sink`.
+ * @since 0.3.0 @category models
+ */
+export interface Body {
+  /** Stops the reads until `resume`: the caller is behind. */
+  readonly pause: () => void
+  readonly resume: () => void
+  /** Stops for good and closes the connection if the body is unfinished. Idempotent. */
+  readonly cancel: () => void
+  /**
+   * Stops delivering and reads what is left of a finished reply (at most
+   * `DRAIN_BYTES`, for at most `DRAIN_MILLIS`) so that the connection is
+   * reused instead of closed; past either bound it cancels. Idempotent.
+   */
+  readonly release: () => void
+}
+
+/** @since 0.3.0 @category models */
+export interface Service {
+  /** Names the reader (`"undici"`, `"fetch"`, `"stream"`): tests check which one a layer uses. */
+  readonly name: string
+  /** Starts reading `response`'s body into `sink`; reads begin at once. */
+  readonly open: (response: HttpClientResponse.HttpClientResponse, sink: Sink) => Effect.Effect<Body>
+  /** Closes the connection of a response nobody will read (its caller gave up while it arrived). */
+  readonly abandon: (response: HttpClientResponse.HttpClientResponse) => void
+}
+
+/** @since 0.3.0 @category tags */
+export class BodyReader extends Context.Tag("@easychat/core/BodyReader")<BodyReader, Service>() {}
+
+/**
+ * What is left of a finished reply that is still read to reuse its connection.
+ * @since 0.3.0 @category constants
+ */
+export const DRAIN_BYTES = 64 * 1024
+/** @since 0.3.0 @category constants */
+export const DRAIN_MILLIS = 1000
+
+/** A timer that does not keep Node alive; plain in other runtimes. */
+const drainTimer = (f: () => void) => {
+  const timer: unknown = setTimeout(f, DRAIN_MILLIS)
+  ;(timer as { unref?: () => void }).unref?.()
+  return timer as ReturnType<typeof setTimeout>
+}
+
+/**
+ * Reads a web `ReadableStream` into `sink`. `abort` closes the connection
+ * behind the stream when it is cancelled (some bodies never settle `cancel()`).
+ * @since 0.3.0 @category constructors
+ */
+export const fromWebStream = (stream: ReadableStream<Uint8Array>, sink: Sink, abort: () => void = () => {}): Body => {
+  const reader = stream.getReader()
+  let state: "open" | "draining" | "closed" = "open"
+  let paused = false
+  let reading = false
+  let drained = 0
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const close = () => {
+    state = "closed"
+    if (timer !== undefined) clearTimeout(timer)
+  }
+  const cancel = () => {
+    if (state === "closed") return
+    close()
+    // Some bodies (msw's) never settle `cancel()`: nothing waits for it.
+    reader.cancel().catch(() => {})
+    abort()
+  }
+  const pump = () => {
+    if (reading || state === "closed" || (paused && state === "open")) return
+    reading = true
+    reader.read().then(
+      (result) => {
+        reading = false
+        if (state === "closed") return
+        if (result.done) {
+          const wasOpen = state === "open"
+          close()
+          if (wasOpen) sink.end()
+          return
+        }
+        if (state === "draining") {
+          if ((drained += result.value.length) > DRAIN_BYTES) return cancel()
+          return pump()
+        }
+        // The next read is asked for first: when it is already queued, it is delivered before a
+        // consumer woken by this one runs, and both go in one batch.
+        pump()
+        sink.chunk(result.value)
+      },
+      (cause: unknown) => {
+        reading = false
+        if (state === "closed") return
+        const wasOpen = state === "open"
+        close()
+        if (wasOpen) sink.fail(cause)
+      }
+    )
+  }
+  pump()
+  return {
+    pause: () => {
+      paused = true
+    },
+    resume: () => {
+      paused = false
+      pump()
+    },
+    cancel,
+    release: () => {
+      if (state !== "open") return
+      state = "draining"
+      timer = drainTimer(cancel)
+      pump()
+    }
+  }
+}
+
+const ignore: Sink = { chunk: () => {}, end: () => {}, fail: () => {} }
+
+/**
+ * The reader for any `HttpClient`: `@effect/platform`'s `response.stream`,
+ * run in a fiber of its own. Cancelling interrupts that fiber, which closes
+ * the body and, for a client made with `HttpClient.make`, aborts the request;
+ * `abandon` starts the stream and cancels it at once, for the same effect.
+ * @since 0.3.0 @category constructors
+ */
+export const fromStream: Service = {
+  name: "stream",
+  open: (response, sink) =>
+    Effect.map(Stream.toReadableStreamEffect(response.stream), (stream) => fromWebStream(stream, sink)),
+  abandon: (response) => {
+    // The stream must start for its finalizers (the abort) to run: `Stream.take(stream, 0)` never starts it.
+    Effect.runSync(fromStream.open(response, ignore)).cancel()
+  }
+}
+
+/**
+ * The reader in use: the transport's, or `fromStream`.
+ * @since 0.3.0 @category constructors
+ */
+export const current: Effect.Effect<Service> = Effect.map(Effect.serviceOption(BodyReader), (o) =>
+  o._tag === "Some" ? o.value : fromStream
+)
