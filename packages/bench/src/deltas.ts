@@ -246,8 +246,8 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
       "of the given size, into content deltas and counts them and their characters (checked equal across paths). " +
       "Throughput in MB of SSE input per CPU second (as in section 1), median.",
     "",
-    "- **ours: core decode path**: what core's engine.ts does on each network read: `Sse.makeDecoder().push`, " +
-      "then core's own `stepOf` (reply.ts, imported from core's build) on each event: the usual chunk read by one " +
+    "- **ours: core decode path**: what core's per-attempt reader (`internal/reader.ts`) does on each network read: " +
+      "`Sse.makeDecoder().push`, then core's own `stepOf` (`internal/chunk.ts`, imported from core's build) on each event: the usual chunk read by one " +
       "regular expression, any other by `JSON.parse` and the error and shape checks; `choices[0].delta.content`.",
     "- **openai**: `Stream.fromSSEResponse` (openai/streaming) over a web `Response` whose body yields the reads, " +
       "iterated with `for await`, `chunk.choices[0]?.delta?.content`.",

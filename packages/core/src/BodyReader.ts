@@ -63,7 +63,7 @@ export class BodyReader extends Context.Tag("@easychat/core/BodyReader")<BodyRea
  * What is left of a finished reply that is still read to reuse its connection.
  * @since 0.3.0 @category constants
  */
-export const DRAIN_BYTES = 64 * 1024
+export const DRAIN_BYTES = 256 * 1024
 /** @since 0.3.0 @category constants */
 export const DRAIN_MILLIS = 1000
 

@@ -54,7 +54,11 @@ export interface Service {
   readonly choose: (tried: ReadonlySet<string>, pinned: string | undefined) => Effect.Effect<Option.Option<string>>
   /** Resolves a per-call `activeServer` (index or URL). */
   readonly pin: (active: number | string) => Either.Either<string, InvalidRequest>
-  readonly onSuccess: (server: string, latencyMs: number) => Effect.Effect<void>
+  /**
+   * Records an attempt that ended well: `latencyMs` until its response's
+   * headers, `firstDeltaMs` until its first delta (a whole reply: its response).
+   */
+  readonly onSuccess: (server: string, latencyMs: number, firstDeltaMs: number) => Effect.Effect<void>
   /** Records a failure; errors that are the request's fault do not count. */
   readonly onFailure: (server: string, error: AttemptError) => Effect.Effect<void>
   /** Frees a half-open server whose probe was interrupted. */

@@ -91,7 +91,7 @@ describe("circuit breaker", () => {
       expect(yield* choose(pool, new Set(["http://b.test", "http://c.test"]))).toBe(a)
       // Only one probe at a time.
       expect(yield* choose(pool, new Set(["http://b.test", "http://c.test"]))).toBeUndefined()
-      yield* pool.onSuccess(a, 12)
+      yield* pool.onSuccess(a, 12, 12)
       expect((yield* pool.health)[0]).toMatchObject({ state: "closed", failures: 0, lastLatencyMs: 12 })
     })
   )
@@ -188,7 +188,7 @@ describe("circuit breaker", () => {
       const a = "http://a.test"
       yield* pool.onFailure(a, refused(a))
       yield* pool.onFailure(a, refused(a))
-      yield* pool.onSuccess(a, 5)
+      yield* pool.onSuccess(a, 5, 5)
       yield* pool.onFailure(a, refused(a))
       expect((yield* pool.health)[0]).toMatchObject({ state: "closed", failures: 1 })
     })

@@ -144,7 +144,7 @@ describe("a strategy of one's own", () => {
       yield* open(pool, c)
       yield* open(pool, c)
       yield* pool.onFailure(d, refused(d))
-      yield* pool.onSuccess(b, 42)
+      yield* pool.onSuccess(b, 42, 42)
       expect(yield* choose(pool, new Set([a]))).toBe(d)
       expect(seen).toHaveLength(1)
       expect(seen[0]!.servers).toEqual(servers)

@@ -71,7 +71,8 @@ export const drive = <A>(
           )
         )
       : undefined
-    const callEnd = clock.unsafeCurrentTimeMillis() + limits.millis.total
+    // The call's total counts from its first pull (a `ChatCall` may be made before it is read).
+    let callEnd = Number.POSITIVE_INFINITY
     const tried = new Set<string>()
     const attempts: Array<Failed> = []
     let last = ""
@@ -80,8 +81,11 @@ export const drive = <A>(
       readonly number: number
       readonly span: Tracer.Span | undefined
       readonly watchdog: Watchdog
+      readonly start: number
       reader: Reader<A> | undefined
       latency: number
+      /** Milliseconds from the attempt's start to its first item, once it came. */
+      firstItem: number | undefined
     }
     let current: Current | undefined
     // Set by `start`: an opened attempt returns an empty batch instead of waiting for its first read.
@@ -116,14 +120,22 @@ export const drive = <A>(
         return Effect.zipRight(Effect.zipRight(Effect.zipRight(recorded, logged), ended), next)
       })
     const onAttemptEnd: Pull<A> = Effect.suspend(() => {
-      const { server, latency } = current!
+      const { server, latency, firstItem } = current!
       return Effect.zipRight(
-        Effect.zipRight(pool.onSuccess(server, latency), endAttempt("ok", Exit.void)),
+        Effect.zipRight(pool.onSuccess(server, latency, firstItem ?? latency), endAttempt("ok", Exit.void)),
         Effect.fail(Option.none())
       )
     })
+    /** Notes when the attempt's first item came (what a latency estimate learns from). */
+    const noted = (batch: Chunk.Chunk<A>) => {
+      const attempt = current
+      if (attempt !== undefined && attempt.firstItem === undefined && batch.length > 0) {
+        attempt.firstItem = clock.unsafeCurrentTimeMillis() - attempt.start
+      }
+      return batch
+    }
     const read: Pull<A> = Effect.catchAll(
-      Effect.suspend(() => current!.reader!.pull),
+      Effect.suspend(() => Effect.map(current!.reader!.pull, noted)),
       (error): Pull<A> => (Option.isNone(error) ? onAttemptEnd : onAttemptError(error.value))
     )
     const open = (server: string, attempt: Attempt<A>, span: Tracer.Span | undefined): Pull<A> => {
@@ -131,7 +143,7 @@ export const drive = <A>(
       const limit = limits.limitFor(clock, start, callEnd, delivered)
       const watchdog = makeWatchdog(clock, scope, limits.nextWait(limit))
       const number = attempts.length + 1
-      current = { server, number, span, watchdog, reader: undefined, latency: 0 }
+      current = { server, number, span, watchdog, start, reader: undefined, latency: 0, firstItem: undefined }
       const attempting = attempt({ server, number, clock, start, limit, watchdog, span, delivered })
       // Under a tracer, what the attempt makes (the cookie request's spans, log lines) is the attempt's.
       return Effect.matchEffect(span === undefined ? attempting : Effect.withParentSpan(attempting, span), {
@@ -145,6 +157,7 @@ export const drive = <A>(
     }
     const next: Pull<A> = Effect.suspend(() => {
       if (Either.isLeft(plan)) return failed(plan.left)
+      if (last === "") callEnd = clock.unsafeCurrentTimeMillis() + limits.millis.total
       if (last !== "" && clock.unsafeCurrentTimeMillis() >= callEnd) return failed(limits.timeoutOf(last, "total"))
       if (attempts.length >= settings.maxAttempts) return failed(new AllServersFailed({ attempts }))
       const { attempt, pinned } = plan.right
@@ -169,7 +182,10 @@ export const drive = <A>(
         openOnly = true
         return pull
       }),
-      poll: () => current?.reader?.poll(),
+      poll: () => {
+        const batch = current?.reader?.poll()
+        return batch === undefined ? undefined : noted(batch)
+      },
       wait: (wake) => current?.reader?.wait(wake) ?? false,
       unwait: () => current?.reader?.unwait(),
       server: () => last

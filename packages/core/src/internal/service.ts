@@ -94,17 +94,19 @@ export const makeCalls = (
   return {
     call,
     stream: (input, options) => ChatCall.toStream(call(input, options)),
-    complete: (input) => whole("easychat.complete", plan(input, attempts.whole)),
-    forward: (request) => {
-      const planned = Either.map(
-        checkEndpoint(request),
-        (checked): Plan<Forwarded> => ({
-          attempt: forwardAttempt({ attempts, outgoing, responses, limits }, apiBase, checked),
-          pinned: settings.activeServer
-        })
-      )
-      return whole("easychat.forward", planned)
-    },
+    // Checked when the Effect runs, not when it is made.
+    complete: (input) => Effect.suspend(() => whole("easychat.complete", plan(input, attempts.whole))),
+    forward: (request) =>
+      Effect.suspend(() => {
+        const planned = Either.map(
+          checkEndpoint(request),
+          (checked): Plan<Forwarded> => ({
+            attempt: forwardAttempt({ attempts, outgoing, responses, limits }, apiBase, checked),
+            pinned: settings.activeServer
+          })
+        )
+        return whole("easychat.forward", planned)
+      }),
     models: listModels({ settings, outgoing, sender, responses, limits }, apiBase)
   }
 }

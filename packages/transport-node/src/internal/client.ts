@@ -68,8 +68,8 @@ export const make = (dispatcher: Dispatcher): HttpClient.HttpClient => {
             origin: url.origin,
             path: url.pathname + url.search + url.hash,
             body,
-            // Core applies its own timeouts (headers, first token, idle, total).
-            headersTimeout: 0,
+            // Core applies its own timeouts (headers, first token, idle, total); an hour is the net for other callers.
+            headersTimeout: 60 * 60 * 1000,
             bodyTimeout: 0
           }),
         catch: (cause) => new HttpClientError.RequestError({ request, reason: "Transport", cause })
