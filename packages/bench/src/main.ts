@@ -19,7 +19,8 @@ const sections: ReadonlyArray<{
   { n: 5, load: async () => (await import("./memory.js")).run },
   { n: 6, load: async () => (await import("./concurrency.js")).run },
   { n: 7, load: async () => (await import("./gateway.js")).run },
-  { n: 8, load: async () => (await import("./toolsReasoning.js")).run }
+  { n: 8, load: async () => (await import("./toolsReasoning.js")).run },
+  { n: 9, load: async () => (await import("./routing.js")).run }
 ]
 
 const usage = "usage: node --expose-gc dist/main.js [--quick] [--only 1,3]"

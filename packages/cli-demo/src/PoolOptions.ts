@@ -33,7 +33,7 @@ export const options = {
   servers: Options.text("server").pipe(
     Options.withAlias("s"),
     Options.withDescription(
-      "A server base URL; repeat for a pool. Default: EASYCHAT_SERVERS, or the EasyChat preset's seven mirrors."
+      "A server base URL, optionally with ;weight=N (its share within its tier, default 1) and ;priority=N (its tier, default 0, lower first), e.g. --server 'http://a:8080;weight=3;priority=0'; repeat for a pool. Default: EASYCHAT_SERVERS (comma-separated, same syntax), or the EasyChat preset's seven mirrors."
     ),
     Options.repeated
   ),
@@ -48,7 +48,9 @@ export const options = {
     Options.optional
   ),
   strategy: Options.choice("strategy", Strategy.names).pipe(
-    Options.withDescription("How the next server is chosen (default random; EASYCHAT_STRATEGY)."),
+    Options.withDescription(
+      "How the next server is chosen: random (weighted), round-robin (ignores weights) or latency (the fastest measured time to first delta, with a little exploration). Default random; EASYCHAT_STRATEGY."
+    ),
     Options.optional
   ),
   model: Options.text("model").pipe(
@@ -94,6 +96,17 @@ export const options = {
   verbose: Options.boolean("verbose").pipe(
     Options.withAlias("v"),
     Options.withDescription("Print each failed attempt, failover and breaker change on stderr, and stack traces.")
+  ),
+  hedgeAfter: Options.text("hedge-after").pipe(
+    Options.withDescription(
+      "Hedge slow first requests: when an attempt has no first delta after this long (300ms, 2s; a bare number is milliseconds) or after the pool's measured 95th percentile (auto), another starts on another server; the first to answer wins, the other is cancelled."
+    ),
+    Options.optional
+  ),
+  continueAfterCut: Options.boolean("continue-after-cut").pipe(
+    Options.withDescription(
+      "Continue a stream cut after its first delta on another server, asked to go on from the text so far (another generation; never once a tool call has begun)."
+    )
   )
 } as const
 
@@ -115,6 +128,9 @@ export interface Parsed {
   readonly accessCode: Option.Option<Redacted.Redacted>
   readonly local: boolean
   readonly verbose: boolean
+  /** `--hedge-after`: a duration or `auto`. */
+  readonly hedgeAfter?: Option.Option<string>
+  readonly continueAfterCut?: boolean
 }
 
 /**
@@ -174,15 +190,20 @@ export const resolve = (parsed: Parsed, local: LocalMirror = {}): Effect.Effect<
     if (Option.isSome(parsed.apiKey)) out.apiKey = Redacted.value(parsed.apiKey.value)
     if (Option.isSome(parsed.accessCode)) out.accessCode = Redacted.value(parsed.accessCode.value)
     if (Object.keys(timeouts).length > 0) out.timeouts = timeouts
+    if (parsed.hedgeAfter !== undefined && Option.isSome(parsed.hedgeAfter)) {
+      out.hedge = { after: yield* parseHedgeAfter(parsed.hedgeAfter.value) }
+    }
+    if (parsed.continueAfterCut === true) out.continueAfterCut = true
     return { options: out, preset, transport, local: mirror }
   })
 
 /** NextChat's chat completions path: that of the EasyChat mirrors and of a self-hosted NextChat. */
 const nextChatPath = "/api/openai/v1/chat/completions"
 
-const urlOf = (text: string): URL | undefined => {
+/** The URL of a server: a `Server`'s `url`, or the text before its `;attributes` (`--server`, `EASYCHAT_SERVERS`). */
+const urlOf = (server: Presets.ServerOption): URL | undefined => {
   try {
-    return new URL(text)
+    return new URL(typeof server === "string" ? server.split(";", 1)[0]!.trim() : server.url)
   } catch {
     return undefined
   }
@@ -199,7 +220,7 @@ const easyChatMirrors = new Set(Presets.easyChatServers.map((server) => urlOf(se
  * @since 0.2.0 @category presets
  */
 export const defaultPreset = (pool: {
-  readonly servers: ReadonlyArray<string>
+  readonly servers: ReadonlyArray<Presets.ServerOption>
   readonly path: string | undefined
 }): PresetName => {
   if (pool.path !== undefined && pool.path !== nextChatPath) return "openai"
@@ -216,7 +237,7 @@ export const defaultPreset = (pool: {
  */
 const presetOptions = (
   preset: PresetName,
-  servers: ReadonlyArray<string>
+  servers: ReadonlyArray<Presets.ServerOption>
 ): Effect.Effect<Presets.Options, UsageError> => {
   if (preset === "easychat") return Effect.succeed(Presets.easyChat)
   if (servers.length === 0) {
@@ -297,6 +318,19 @@ export const parseTimeouts = (
     }
     return out
   })
+
+/**
+ * `--hedge-after`: `auto`, a duration (`300ms`, `2s`) or a bare number of milliseconds.
+ * @since 0.4.0 @category parsing
+ */
+export const parseHedgeAfter = (text: string): Effect.Effect<number | "auto", UsageError> => {
+  const value = text.trim().toLowerCase()
+  if (value === "auto") return Effect.succeed("auto")
+  const millis = /^\d+$/.test(value) ? Number(value) : parseDuration(value)
+  return millis !== undefined && millis > 0
+    ? Effect.succeed(millis)
+    : Effect.fail(new UsageError({ reason: `--hedge-after ${text}: expected a duration such as 300ms or 2s, or auto` }))
+}
 
 /**
  * `500ms`, `10s`, `1.5m`, `1h` in milliseconds; `undefined` when invalid.

@@ -84,7 +84,11 @@ describe("--verbose breaker lines", () => {
     failures,
     lastLatencyMs: undefined,
     openUntil,
-    lastError: failures > 0 ? "TransportError" : undefined
+    lastError: failures > 0 ? "TransportError" : undefined,
+    estimateMs: undefined,
+    failureRate: 0,
+    weight: 1,
+    priority: 0
   })
 
   it("reports state changes only", () => {

@@ -196,6 +196,23 @@ export interface ChatDelta {
   readonly usage?: Usage
   readonly chunk: Readonly<Record<string, unknown>>
   readonly server: string
+  /**
+   * Set only on the first delta of a continuation (`continueAfterCut`): the
+   * server whose stream was cut, and how many deltas and characters of the
+   * call had reached the caller before it. The deltas from here on are
+   * another generation, by `server`, asked to go on from that text.
+   */
+  readonly continuedFrom?: ContinuedFrom
+}
+
+/**
+ * Where a continued reply was cut: see `ChatDelta.continuedFrom`.
+ * @since 0.4.0 @category models
+ */
+export interface ContinuedFrom {
+  readonly server: string
+  readonly deltas: number
+  readonly characters: number
 }
 
 /**

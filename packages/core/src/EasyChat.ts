@@ -136,7 +136,9 @@ export const layer = (
   Layer.effect(EasyChat, make(options)).pipe(Layer.provideMerge(ServerPool.layer(options)))
 
 /**
- * Options from the environment: `EASYCHAT_SERVERS` (comma-separated URLs),
+ * Options from the environment: `EASYCHAT_SERVERS` (comma-separated servers,
+ * each a URL with optional `;weight=…;priority=…` attributes, e.g.
+ * `http://a:8080;weight=3,http://b:8080;priority=1`),
  * `EASYCHAT_PATH`, `EASYCHAT_MODEL`, `EASYCHAT_API_KEY`,
  * `EASYCHAT_ACCESS_CODE`, `EASYCHAT_STRATEGY`, `EASYCHAT_COOKIE_INIT`,
  * `EASYCHAT_MAX_ATTEMPTS`; anything unset keeps the value of `base`.

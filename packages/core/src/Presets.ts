@@ -20,10 +20,39 @@ export type CookieInit = "best-effort" | "required" | "off"
 
 /**
  * How the next server is chosen: a built-in strategy's name (`random`,
- * `round-robin`) or a `Strategy` value, yours included.
+ * `round-robin`, `latency`) or a `Strategy` value, yours included.
  * @since 0.1.0 @category models
  */
 export type Strategy = StrategyName | StrategyValue
+
+/**
+ * A server of the pool with how it is routed.
+ * @since 0.4.0 @category models
+ */
+export interface Server {
+  /** Its base URL (the origin is kept). */
+  readonly url: string
+  /**
+   * Its share of the choices within its tier, for the `random` and `latency`
+   * strategies (`round-robin` ignores it): a positive finite number, default 1.
+   */
+  readonly weight?: number
+  /**
+   * Its tier, an integer ≥ 0 (default 0); lower is preferred. A tier is used
+   * only when every server of the tiers before it has an open circuit or has
+   * already been tried in the call.
+   */
+  readonly priority?: number
+}
+
+/**
+ * A server as the `servers` option takes it: a URL, a `Server`, or the same
+ * as text, the URL followed by `;name=value` attributes:
+ * `http://a:8080;weight=3;priority=1` (the syntax of `EASYCHAT_SERVERS` and
+ * the CLI's `--server`).
+ * @since 0.4.0 @category models
+ */
+export type ServerOption = string | Server
 
 /** A number of milliseconds or an Effect duration such as `"30 seconds"`. */
 export type DurationOption = number | Duration.DurationInput
@@ -35,8 +64,11 @@ export type DurationOption = number | Duration.DurationInput
  * @since 0.1.0 @category models
  */
 export interface Options {
-  /** Server base URLs (origins), e.g. `https://chat9.fastgpt.me`. */
-  readonly servers?: ReadonlyArray<string>
+  /**
+   * The pool: base URLs (origins), e.g. `https://chat9.fastgpt.me`, each
+   * possibly with a weight and a priority (`ServerOption`).
+   */
+  readonly servers?: ReadonlyArray<ServerOption>
   /** The chat completions path on each server. */
   readonly path?: string
   readonly model?: string
@@ -85,6 +117,36 @@ export interface Options {
    * `referer` of the EasyChat preset). `headers` override them.
    */
   readonly serverHeaders?: (server: string) => Readonly<Record<string, string>>
+  /**
+   * Opt-in: hedged first requests. When an attempt has not produced its
+   * first item (a stream's first delta, a whole reply's response) within
+   * `after`, another attempt starts on another server while it goes on; the
+   * first to deliver wins and the others are cancelled. Off by default.
+   */
+  readonly hedge?: Hedge
+  /**
+   * Opt-in: a stream cut after its first delta (connection lost, idle
+   * timeout, no `[DONE]` nor finish reason, an error event) is continued on
+   * another server, asked to go on from the text delivered so far; never
+   * once a tool call has begun, nor with `n` > 1. The continuation is
+   * another generation. Default false.
+   */
+  readonly continueAfterCut?: boolean
+}
+
+/**
+ * The `hedge` option.
+ * @since 0.4.0 @category models
+ */
+export interface Hedge {
+  /**
+   * How long an attempt may go without its first item before another starts:
+   * a duration, or `"auto"`, the pool's measured 95th percentile of the time
+   * to first delta (no hedge until the pool has measured enough).
+   */
+  readonly after: DurationOption | "auto"
+  /** The most attempts running at once, the first included (default 2). */
+  readonly max?: number
 }
 
 /**

@@ -1,7 +1,8 @@
 /**
  * The pool of servers a call may use: which one to try next (pinned, or as
- * its `Strategy` chooses among the usable ones), a circuit breaker per
- * server, and their health.
+ * its `Strategy` chooses among the usable ones of the best priority tier), a
+ * circuit breaker per server, what it has measured of each (time to first
+ * delta, failure rate), and their health.
  *
  * @since 0.1.0
  */
@@ -39,17 +40,40 @@ export interface ServerHealth {
   readonly openUntil: number | undefined
   /** The tag of the last failure, e.g. `HttpStatusError`. */
   readonly lastError: string | undefined
+  /**
+   * A moving average (EWMA) of the time to first delta of its successful
+   * attempts, in milliseconds (a whole reply: its response); `undefined`
+   * until one has succeeded.
+   */
+  readonly estimateMs: number | undefined
+  /**
+   * A moving average of its attempts' failures, from 0 (none lately) to 1;
+   * failures that are the request's fault do not count.
+   */
+  readonly failureRate: number
+  /** Its share of the choices within its tier (the `servers` option; default 1). */
+  readonly weight: number
+  /** Its tier (the `servers` option; default 0): lower is preferred. */
+  readonly priority: number
 }
 
 /** @since 0.1.0 @category models */
 export interface Service {
   readonly servers: ReadonlyArray<string>
+  /** The name of the pool's strategy, for logs and spans. */
+  readonly strategyName: string
+  /**
+   * The `q` quantile (0 to 1) of the time to first delta, in milliseconds,
+   * over the pool's recent successful attempts on any server (the last
+   * 256); `undefined` until 20 have been measured.
+   */
+  readonly firstDeltaQuantile: (q: number) => number | undefined
   /**
    * The next server for a call, as the strategy chooses among those not in
-   * `tried` whose circuit is not open. A pinned server is chosen once, unless
-   * its circuit is open. When every circuit is open, the first attempt of a
-   * call goes to the server whose circuit reopens first. `None` when no
-   * server is left.
+   * `tried` whose circuit is not open, of the best (lowest) priority tier
+   * that has any. A pinned server is chosen once, unless its circuit is open.
+   * When every circuit is open, the first attempt of a call goes to the
+   * server whose circuit reopens first. `None` when no server is left.
    */
   readonly choose: (tried: ReadonlySet<string>, pinned: string | undefined) => Effect.Effect<Option.Option<string>>
   /** Resolves a per-call `activeServer` (index or URL). */
@@ -75,19 +99,48 @@ interface Circuit {
   probing: boolean
   lastLatencyMs: number | undefined
   lastError: string | undefined
+  estimateMs: number | undefined
+  failureRate: number
 }
+
+/**
+ * How much one success moves a server's `estimateMs`: `estimate += 0.3 ×
+ * (sample − estimate)` (a sample's weight halves in about two later ones).
+ * @since 0.4.0 @category constants
+ */
+export const estimateSmoothing = 0.3
+
+/**
+ * How much one attempt moves a server's `failureRate`: towards 1 by 0.2 of
+ * the way on a failure, towards 0 on a success.
+ * @since 0.4.0 @category constants
+ */
+export const failureSmoothing = 0.2
+
+// The window of `firstDeltaQuantile`, and how many samples it needs before it answers.
+const MAX_SAMPLES = 256
+const MIN_SAMPLES = 20
 
 /** @internal */
 export const fromSettings = (settings: Settings): Service => {
   const circuits = new Map<string, Circuit>(
     settings.servers.map((s) => [
       s,
-      { failures: 0, openUntil: undefined, probing: false, lastLatencyMs: undefined, lastError: undefined }
+      {
+        failures: 0,
+        openUntil: undefined,
+        probing: false,
+        lastLatencyMs: undefined,
+        lastError: undefined,
+        estimateMs: undefined,
+        failureRate: 0
+      }
     ])
   )
   const cooldown = Duration.toMillis(settings.breaker.cooldown)
   const maxRetryAfter = Duration.toMillis(settings.breaker.maxRetryAfter)
   const strategy = settings.strategy
+  const routingOf = (server: string) => settings.routing.get(server) ?? { weight: 1, priority: 0 }
   let previous: string | undefined
   const stateOf = (c: Circuit, now: number): CircuitState =>
     c.openUntil === undefined ? "closed" : now < c.openUntil ? "open" : "half-open"
@@ -99,7 +152,10 @@ export const fromSettings = (settings: Settings): Service => {
       failures: c.failures,
       lastLatencyMs: c.lastLatencyMs,
       openUntil: c.openUntil,
-      lastError: c.lastError
+      lastError: c.lastError,
+      estimateMs: c.estimateMs,
+      failureRate: c.failureRate,
+      ...routingOf(server)
     }
   }
   const usable = (server: string, now: number) => {
@@ -112,17 +168,31 @@ export const fromSettings = (settings: Settings): Service => {
     if (stateOf(c, now) === "half-open") c.probing = true
     return Option.some(server)
   }
+  const samples: Array<number> = []
+  let nextSample = 0
   return {
     servers: settings.servers,
+    strategyName: strategy.name,
+    firstDeltaQuantile: (q) => {
+      if (samples.length < MIN_SAMPLES) return undefined
+      const sorted = [...samples].sort((a, b) => a - b)
+      const rank = Math.ceil(Math.min(Math.max(q, 0), 1) * sorted.length) - 1
+      return sorted[Math.max(rank, 0)]
+    },
     pin: (active) => pinnedServer(settings.servers, active, "activeServer"),
     choose: (tried, pinned) =>
       Effect.gen(function* () {
         const now = yield* Clock.currentTimeMillis
         // A pinned call honours its server's circuit as any call does: an open circuit is not tried.
         if (pinned !== undefined) return tried.has(pinned) || !usable(pinned, now) ? Option.none() : claim(pinned, now)
-        const candidates: Array<Candidate> = []
+        // Only the best tier that has a usable, untried server: lower tiers wait until it has none.
+        let candidates: Array<Candidate> = []
         for (const [index, server] of settings.servers.entries()) {
-          if (!tried.has(server) && usable(server, now)) candidates.push({ ...healthOf(server, now), index })
+          if (tried.has(server) || !usable(server, now)) continue
+          const priority = routingOf(server).priority
+          if (candidates.length > 0 && priority > candidates[0]!.priority) continue
+          if (candidates.length > 0 && priority < candidates[0]!.priority) candidates = []
+          candidates.push({ ...healthOf(server, now), index })
         }
         if (!isNonEmptyArray(candidates)) {
           // Every circuit is open and the call has not tried anything yet: rather than
@@ -145,10 +215,17 @@ export const fromSettings = (settings: Settings): Service => {
         previous = server
         return claim(server, now)
       }),
-    onSuccess: (server, latencyMs) =>
+    onSuccess: (server, latencyMs, firstDeltaMs) =>
       Effect.sync(() => {
         const c = circuits.get(server)
         if (c === undefined) return
+        if (Number.isFinite(firstDeltaMs) && firstDeltaMs >= 0) {
+          samples[nextSample] = firstDeltaMs
+          nextSample = (nextSample + 1) % MAX_SAMPLES
+          c.estimateMs =
+            c.estimateMs === undefined ? firstDeltaMs : c.estimateMs + estimateSmoothing * (firstDeltaMs - c.estimateMs)
+        }
+        c.failureRate *= 1 - failureSmoothing
         c.failures = 0
         c.openUntil = undefined
         c.probing = false
@@ -163,6 +240,7 @@ export const fromSettings = (settings: Settings): Service => {
         if (isRequestFault(error)) return
         const now = yield* Clock.currentTimeMillis
         c.failures++
+        c.failureRate += failureSmoothing * (1 - c.failureRate)
         c.lastError = error._tag
         if (error._tag === "HttpStatusError" && error.status === 429 && error.retryAfter !== undefined) {
           c.openUntil = now + Math.min(error.retryAfter * 1000, maxRetryAfter)

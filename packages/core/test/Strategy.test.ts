@@ -33,16 +33,17 @@ const recording = (pick: (choice: Strategy.Choice) => Strategy.Candidate) => {
 
 describe("names", () => {
   it("one list, each name its built-in strategy", () => {
-    expect(Strategy.names).toEqual(["random", "round-robin"])
+    expect(Strategy.names).toEqual(["random", "round-robin", "latency"])
     for (const name of Strategy.names) expect(Strategy.fromName(name).name).toBe(name)
     expect(Strategy.fromName("random")).toBe(Strategy.random)
     expect(Strategy.fromName("round-robin")).toBe(Strategy.roundRobin)
+    expect(Strategy.fromName("latency")).toBe(Strategy.latency)
     expect(Strategy.isName("fastest")).toBe(false)
   })
 
   it.effect("the strategy option takes a name or a value; anything else is InvalidRequest", () =>
     Effect.gen(function* () {
-      for (const strategy of [...Strategy.names, Strategy.random, Strategy.roundRobin]) {
+      for (const strategy of [...Strategy.names, Strategy.random, Strategy.roundRobin, Strategy.latency]) {
         yield* ServerPool.make({ servers, strategy })
       }
       for (const strategy of ["fastest", {}, 1] as Array<any>) {
@@ -50,7 +51,7 @@ describe("names", () => {
         expect(error).toMatchObject({
           _tag: "InvalidRequest",
           field: "strategy",
-          rule: "must be random or round-robin, or a Strategy"
+          rule: "must be random, round-robin or latency, or a Strategy"
         })
       }
     })
@@ -157,7 +158,11 @@ describe("a strategy of one's own", () => {
           failures: 0,
           lastLatencyMs: 42,
           openUntil: undefined,
-          lastError: undefined
+          lastError: undefined,
+          estimateMs: 42,
+          failureRate: 0,
+          weight: 1,
+          priority: 0
         },
         {
           server: d,
@@ -166,7 +171,11 @@ describe("a strategy of one's own", () => {
           failures: 1,
           lastLatencyMs: undefined,
           openUntil: undefined,
-          lastError: "TransportError"
+          lastError: "TransportError",
+          estimateMs: undefined,
+          failureRate: 0.2,
+          weight: 1,
+          priority: 0
         }
       ])
       expect(yield* choose(pool)).toBe(d)

@@ -496,7 +496,7 @@ describe("GET /v1/models and /health", () => {
     })
   })
 
-  it("reports each server's breaker state, failures and last latency", async () => {
+  it("reports each server's breaker state, failures, last latency, estimate, failure rate, weight and tier", async () => {
     await withGateway(
       [{ fault: { kind: "status", status: 503 } }, {}],
       { chat: { strategy: "round-robin", breaker: { failures: 1 } } },
@@ -515,7 +515,11 @@ describe("GET /v1/models and /health", () => {
               failures: 1,
               lastLatencyMs: null,
               openUntil: expect.any(Number),
-              lastError: "HttpStatusError"
+              lastError: "HttpStatusError",
+              estimateMs: null,
+              failureRate: 0.2,
+              weight: 1,
+              priority: 0
             },
             {
               server: pool.urls[1],
@@ -523,7 +527,11 @@ describe("GET /v1/models and /health", () => {
               failures: 0,
               lastLatencyMs: expect.any(Number),
               openUntil: null,
-              lastError: null
+              lastError: null,
+              estimateMs: expect.any(Number),
+              failureRate: 0,
+              weight: 1,
+              priority: 0
             }
           ]
         })

@@ -51,6 +51,16 @@ export interface ResponseClosed {
 }
 
 /**
+ * A time in milliseconds, fixed or drawn per request: a number; a log-normal
+ * distribution given by its median and 99th percentile (`{ median: 50, p99:
+ * 400 }`); or a list to draw from uniformly (`[40, 50, 60, 900]`).
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export type Millis = number | { readonly median: number; readonly p99: number } | ReadonlyArray<number>
+
+/**
  * How the mirror behaves. Every field is optional.
  *
  * @since 0.1.0
@@ -131,7 +141,38 @@ export interface MirrorOptions {
    * (default 4), cut through lines and multi-byte characters, to test decoders.
    */
   readonly fixtureSplit?: "events" | "bytes"
-  /** Faults of chat-completion requests (see `Fault`). */
+  /**
+   * The time to first delta of a chat completion, drawn per request (see
+   * `Millis`): a stream sends its headers and role chunk at once and its
+   * first content delta this long after (a fixture's stream: its first
+   * event); a whole reply is answered this long after `headersDelayMs`.
+   * Default 0.
+   */
+  readonly firstDeltaMs?: Millis
+  /**
+   * The chance (0 to 1) that a chat completion stalls before its first delta:
+   * a stream sends its headers and role chunk, then nothing (as
+   * `stall-mid-stream` with `afterDeltas: 0`); a whole reply never answers
+   * (as `stall-before-headers`). Drawn per request; default 0.
+   */
+  readonly stallChance?: number
+  /**
+   * The chance (0 to 1) that a stream is cut (the socket destroyed, as
+   * `close-mid-stream`) after a random number of content deltas, at least
+   * one and fewer than all (after the only one when there is one). Whole
+   * replies are not cut. Drawn per request after `stallChance`; default 0.
+   */
+  readonly cutChance?: number
+  /**
+   * The source of every draw of `firstDeltaMs`, `stallChance` and
+   * `cutChance`, uniform in [0, 1): seed one for repeatable runs. Default
+   * `Math.random`.
+   */
+  readonly random?: () => number
+  /**
+   * Faults of chat-completion requests (see `Fault`). A request that the plan
+   * gives a fault is neither stalled nor cut by chance.
+   */
   readonly fault?: FaultPlan
   /**
    * Faults of the cookie pages (`GET /` and the redirect target). Connection and

@@ -35,7 +35,7 @@
 import { type HttpHandler, http } from "msw"
 import type { FaultPlan } from "./Fault.js"
 import { type Answer, Mirror } from "./internal/mirror.js"
-import { batchSteps, type StreamStep } from "./internal/reply.js"
+import { batchSteps, isWait, type StreamStep } from "./internal/reply.js"
 import type { MirrorOptions, RecordedRequest, ResponseClosed } from "./Mirror.js"
 
 export type { Fault, FaultPlan } from "./Fault.js"
@@ -113,7 +113,12 @@ const bodyStream = (
     },
     async pull(controller) {
       if (done) return
-      const next = writes.next()
+      let next = writes.next()
+      while (!next.done && isWait(next.value)) {
+        await sleep(next.value.waitMs)
+        if (done) return
+        next = writes.next()
+      }
       if (next.done) {
         done = true
         controller.close()
@@ -127,6 +132,7 @@ const bodyStream = (
         controller.error(new TypeError("terminated: the mirror closed the connection"))
         return settle(false)
       }
+      if (isWait(step)) return
       if (!first && interval > 0) await sleep(interval)
       first = false
       if (!done) controller.enqueue(step)

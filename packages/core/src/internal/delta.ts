@@ -1,4 +1,4 @@
-import type { ChatDelta, ToolCallDelta, Usage } from "../Chat.js"
+import type { ChatDelta, ContinuedFrom, ToolCallDelta, Usage } from "../Chat.js"
 
 export type Chunk = Readonly<Record<string, unknown>>
 
@@ -20,6 +20,8 @@ export class Delta implements ChatDelta {
   declare logprobs?: unknown
   declare finishReason?: string
   declare usage?: Usage
+  /** Set on a continuation's first delta only (a `declare`d field: no other delta carries it). */
+  declare continuedFrom?: ContinuedFrom
   readonly choice: number
   readonly content: string
   readonly server: string

@@ -9,6 +9,7 @@ import * as ChatCall from "../ChatCall.js"
 import type { EasyChatError } from "../Errors.js"
 import type * as ServerPool from "../ServerPool.js"
 import { type Attempt, makeAttempts } from "./attempt.js"
+import { type Continuation, makeContinuation } from "./continuation.js"
 import { makeCookieInit } from "./cookieInit.js"
 import { makeCookieStore } from "./cookies.js"
 import { drive, one, type Plan } from "./failover.js"
@@ -19,6 +20,13 @@ import { makeOutgoing } from "./outgoing.js"
 import { makeResponses } from "./response.js"
 import { makeSender } from "./send.js"
 import type { Settings } from "./settings.js"
+
+const planOf = <A>(
+  request: ChatRequest,
+  pinned: string | undefined,
+  attempt: (request: ChatRequest) => Attempt<A>,
+  continuation: ((request: ChatRequest) => Continuation<A> | undefined) | undefined
+): Plan<A> => ({ attempt: attempt(request), pinned, continuation: continuation?.(request) })
 
 /** What `EasyChat.make` exposes, built once when the layer is built. */
 export interface Calls {
@@ -60,30 +68,36 @@ export const makeCalls = (
   /** The API's base path: the chat path without `/chat/completions` (`/v1`, `/api/openai/v1`). */
   const apiBase = settings.path.replace(/\/chat\/completions\/?$/, "")
 
-  /** The validated request and the server it is pinned to, if any (no Effect: it runs before every call). */
-  const plan = <A>(input: unknown, attempt: (request: ChatRequest) => Attempt<A>) =>
+  /**
+   * The validated request, the server it is pinned to, if any, and what continues its reply after a cut
+   * (no Effect: it runs before every call).
+   */
+  const plan = <A>(
+    input: unknown,
+    attempt: (request: ChatRequest) => Attempt<A>,
+    continuation?: (request: ChatRequest) => Continuation<A> | undefined
+  ) =>
     Either.flatMap(validate(input), (request) =>
       request.activeServer === undefined
-        ? Either.right<Plan<A>>({ attempt: attempt(request), pinned: settings.activeServer })
-        : Either.map(pool.pin(request.activeServer), (pinned): Plan<A> => ({ attempt: attempt(request), pinned }))
+        ? Either.right(planOf(request, settings.activeServer, attempt, continuation))
+        : Either.map(pool.pin(request.activeServer), (pinned) => planOf(request, pinned, attempt, continuation))
     )
 
   const call = (input: unknown, options?: StreamOptions) =>
-    Effect.flatMap(Effect.scope, (scope) =>
-      drive(
-        deps,
-        "easychat.stream",
-        plan(input, (request) => attempts.stream(request, options?.everyChunk === true)),
-        scope,
-        { deltas: 0, characters: 0 }
-      )
-    )
+    Effect.flatMap(Effect.scope, (scope) => {
+      const every = options?.everyChunk === true
+      const stream = (request: ChatRequest) => attempts.stream(request, every)
+      const continued = settings.continueAfterCut
+        ? (request: ChatRequest) => makeContinuation(request, stream)
+        : undefined
+      return drive(deps, "easychat.stream", plan(input, stream, continued), scope)
+    })
 
   /** A call whose attempts each yield one item (a whole reply, a forwarded head), within the call's total time. */
   const whole = <A>(name: string, planned: Either.Either<Plan<A>, EasyChatError>) =>
     Effect.scoped(
       Effect.gen(function* () {
-        const call = yield* drive(deps, name, planned, yield* Effect.scope, { deltas: 0, characters: 0 })
+        const call = yield* drive(deps, name, planned, yield* Effect.scope)
         return yield* Effect.timeoutFail(one(call), {
           duration: limits.millis.total,
           onTimeout: () => limits.timeoutOf(call.server(), "total")

@@ -2,13 +2,15 @@ import * as Duration from "effect/Duration"
 import * as Either from "effect/Either"
 import * as Redacted from "effect/Redacted"
 import { InvalidRequest } from "../Errors.js"
-import type { CookieInit, DurationOption, Options } from "../Presets.js"
+import type { CookieInit, DurationOption, Options, ServerOption } from "../Presets.js"
 import { easyChat } from "../Presets.js"
 import * as Strategy from "../Strategy.js"
 
 /** Options resolved against the preset defaults and checked once. */
 export interface Settings {
   readonly servers: ReadonlyArray<string>
+  /** Each server's weight and priority tier, by origin. */
+  readonly routing: ReadonlyMap<string, Routing>
   readonly path: string
   readonly model: string
   readonly headersFor: (server: string) => Record<string, string>
@@ -33,6 +35,22 @@ export interface Settings {
   readonly maxReplySize: number
   /** Body fields sent when the caller sends none (a caller's `null` leaves one out). */
   readonly defaults: ReadonlyArray<readonly [string, unknown]>
+  /** Hedged first requests, when opted in: `after` in milliseconds or `"auto"`, and the most attempts at once. */
+  readonly hedge: HedgeSettings | undefined
+  /** Whether a stream cut after its first delta is continued on another server. */
+  readonly continueAfterCut: boolean
+}
+
+/** The `hedge` option, checked. */
+export interface HedgeSettings {
+  readonly after: number | "auto"
+  readonly max: number
+}
+
+/** How a server is routed: its share within its tier, and its tier (lower is preferred). */
+export interface Routing {
+  readonly weight: number
+  readonly priority: number
 }
 
 const fail = (field: string, rule: string) => Either.left(new InvalidRequest({ field, rule }))
@@ -105,6 +123,51 @@ const bearer = (options: Options): Redacted.Redacted<string> | undefined => {
   return undefined
 }
 
+const isRecord = (u: unknown): u is Readonly<Record<string, unknown>> =>
+  typeof u === "object" && u !== null && !Array.isArray(u)
+
+/**
+ * A `servers` entry: a URL, `url;weight=3;priority=1`, or `{ url, weight?, priority? }`.
+ * Rejected entries name their field: `servers.2`, `servers.2.url`, `servers.2.weight`.
+ */
+const serverOf = (raw: ServerOption, i: number): Either.Either<{ readonly server: string } & Routing, InvalidRequest> =>
+  Either.gen(function* () {
+    const field = `servers.${i}`
+    let url: unknown
+    let weight: unknown
+    let priority: unknown
+    let urlField = field
+    if (typeof raw === "string") {
+      const [head, ...attributes] = raw.split(";")
+      url = head!.trim()
+      for (const attribute of attributes) {
+        const eq = attribute.indexOf("=")
+        const name = (eq < 0 ? attribute : attribute.slice(0, eq)).trim().toLowerCase()
+        const text = eq < 0 ? "" : attribute.slice(eq + 1).trim()
+        // `Number("")` is 0: an empty value is no number.
+        const value = text === "" ? Number.NaN : Number(text)
+        if (name === "weight") weight = value
+        else if (name === "priority") priority = value
+        else
+          return yield* fail(field, `has an unknown attribute ${JSON.stringify(name)} (weight and priority are known)`)
+      }
+    } else if (isRecord(raw)) {
+      ;({ url, weight, priority } = raw)
+      urlField = `${field}.url`
+    } else {
+      return yield* fail(field, "must be a URL or { url, weight?, priority? }")
+    }
+    const server = typeof url === "string" ? normalizeServer(url) : undefined
+    if (server === undefined) return yield* fail(urlField, "must be an http or https URL")
+    if (weight !== undefined && !(typeof weight === "number" && Number.isFinite(weight) && weight > 0)) {
+      return yield* fail(`${field}.weight`, "must be a positive finite number")
+    }
+    if (priority !== undefined && !(Number.isInteger(priority) && (priority as number) >= 0)) {
+      return yield* fail(`${field}.priority`, "must be an integer ≥ 0")
+    }
+    return { server, weight: (weight as number | undefined) ?? 1, priority: (priority as number | undefined) ?? 0 }
+  })
+
 const strategyOf = (option: Options["strategy"]): Either.Either<Strategy.Strategy, InvalidRequest> => {
   if (option === undefined) return Either.right(Strategy.random)
   if (Strategy.isName(option)) return Either.right(Strategy.fromName(option))
@@ -118,10 +181,13 @@ export const resolve = (options: Options = {}): Either.Either<Settings, InvalidR
   Either.gen(function* () {
     const o: Options = { ...easyChat, ...options }
     const servers: Array<string> = []
+    const routing = new Map<string, Routing>()
     for (const [i, raw] of (o.servers ?? []).entries()) {
-      const server = normalizeServer(raw)
-      if (server === undefined) return yield* fail(`servers.${i}`, "must be an http or https URL")
-      if (!servers.includes(server)) servers.push(server)
+      const { server, weight, priority } = yield* serverOf(raw, i)
+      // A server given twice keeps its first entry.
+      if (routing.has(server)) continue
+      servers.push(server)
+      routing.set(server, { weight, priority })
     }
     if (servers.length === 0) return yield* fail("servers", "must hold at least one server")
     const path = o.path ?? "/api/openai/v1/chat/completions"
@@ -160,6 +226,7 @@ export const resolve = (options: Options = {}): Either.Either<Settings, InvalidR
     )
     return {
       servers,
+      routing,
       path,
       model: o.model ?? "gpt-3.5-turbo",
       headersFor: (server: string) => ({ ...serverHeaders(server), ...lower }),
@@ -181,6 +248,26 @@ export const resolve = (options: Options = {}): Either.Either<Settings, InvalidR
       },
       maxEventSize,
       maxReplySize,
-      defaults: Object.entries(o.defaults ?? {})
+      defaults: Object.entries(o.defaults ?? {}),
+      hedge: yield* hedgeOf(o.hedge),
+      continueAfterCut: yield* continueAfterCutOf(o.continueAfterCut)
     }
   })
+
+/** Checks the `hedge` option: `after` a positive duration or `"auto"`, `max` an integer ≥ 2. */
+export const hedgeOf = (option: Options["hedge"]): Either.Either<HedgeSettings | undefined, InvalidRequest> => {
+  if (option === undefined) return Either.right(undefined)
+  if (typeof option !== "object" || option === null) return fail("hedge", "must be { after, max? }")
+  const max = option.max ?? 2
+  if (!Number.isInteger(max) || max < 2) return fail("hedge.max", "must be an integer ≥ 2")
+  if (option.after === "auto") return Either.right({ after: "auto", max })
+  const after = duration(option.after, 0, "hedge.after")
+  return Either.isRight(after)
+    ? Either.right({ after: Duration.toMillis(after.right), max })
+    : fail("hedge.after", 'must be a positive number of milliseconds, an Effect duration or "auto"')
+}
+
+const continueAfterCutOf = (option: unknown): Either.Either<boolean, InvalidRequest> =>
+  option === undefined || typeof option === "boolean"
+    ? Either.right(option === true)
+    : fail("continueAfterCut", "must be true or false")

@@ -39,7 +39,11 @@ const health = Effect.gen(function* () {
         failures: s.failures,
         lastLatencyMs: s.lastLatencyMs ?? null,
         openUntil: s.openUntil ?? null,
-        lastError: s.lastError ?? null
+        lastError: s.lastError ?? null,
+        estimateMs: s.estimateMs === undefined ? null : Math.round(s.estimateMs),
+        failureRate: Math.round(s.failureRate * 1000) / 1000,
+        weight: s.weight,
+        priority: s.priority
       }))
     },
     { status: status === "down" ? 503 : 200 }

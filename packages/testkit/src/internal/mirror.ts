@@ -4,11 +4,12 @@
 import type { Fault, FaultPlan } from "../Fault.js"
 import { nextChatUpstreamDown } from "../Fault.js"
 import type { Fixture } from "../Fixtures.js"
-import type { MirrorOptions, RecordedRequest } from "../Mirror.js"
+import type { Millis, MirrorOptions, RecordedRequest } from "../Mirror.js"
 import {
   completionObject,
   defaultReply,
   encode,
+  eventsBeforeFinish,
   fixtureSteps,
   type StreamFault,
   type StreamStep,
@@ -100,6 +101,25 @@ class FaultSource {
 }
 
 const json = (value: unknown): Uint8Array => encode(JSON.stringify(value))
+
+// z of the 99th percentile of a standard normal distribution.
+const Z99 = 2.326348
+
+/** One draw of a `Millis`, never negative. */
+export const drawMillis = (millis: Millis | undefined, random: () => number): number => {
+  if (millis === undefined) return 0
+  if (typeof millis === "number") return Math.max(0, millis)
+  if (Array.isArray(millis)) {
+    const list = millis as ReadonlyArray<number>
+    return list.length === 0 ? 0 : Math.max(0, list[Math.min(list.length - 1, Math.floor(random() * list.length))]!)
+  }
+  const { median, p99 } = millis as { readonly median: number; readonly p99: number }
+  if (!(median > 0) || !(p99 > median)) return Math.max(0, median)
+  // Log-normal: ln(t) ~ N(ln median, sigma), sigma so that the 99th percentile is p99 (Box–Muller for z).
+  const sigma = Math.log(p99 / median) / Z99
+  const z = Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random())
+  return median * Math.exp(sigma * z)
+}
 
 const cloudflarePage = `<!DOCTYPE html>
 <html lang="en-US">
@@ -242,14 +262,33 @@ export class Mirror<X extends object = {}> {
   }
 
   private chat(request: RecordedRequest): Answer {
-    const answer = this.chatAnswer(request)
-    const delayMs = this.options.headersDelayMs ?? 0
+    const random = this.options.random ?? Math.random
+    const firstDeltaMs = drawMillis(this.options.firstDeltaMs, random)
+    const answer = this.chatAnswer(request, firstDeltaMs, random)
+    // A whole reply's first delta is the reply itself (an error answers without it).
+    const delayMs =
+      (this.options.headersDelayMs ?? 0) + (answer._tag === "Whole" && answer.status === 200 ? firstDeltaMs : 0)
     return delayMs > 0 && (answer._tag === "Whole" || answer._tag === "Stream") ? { ...answer, delayMs } : answer
   }
 
-  private chatAnswer(request: RecordedRequest): Answer {
+  /** The fault a request gets by chance (`stallChance`, `cutChance`), when its plan gives it none. */
+  private chanceFault(request: RecordedRequest, random: () => number): Fault | "cut" | undefined {
+    const { stallChance = 0, cutChance = 0 } = this.options
+    if (stallChance <= 0 && cutChance <= 0) return undefined
+    const stream = (request.body as { stream?: unknown } | undefined)?.stream === true
+    if (stallChance > 0 && random() < stallChance) {
+      return stream ? { kind: "stall-mid-stream", afterDeltas: 0 } : { kind: "stall-before-headers" }
+    }
+    return stream && cutChance > 0 && random() < cutChance ? "cut" : undefined
+  }
+
+  private chatAnswer(request: RecordedRequest, firstDeltaMs: number, random: () => number): Answer {
     const options = this.options
-    const fault = this.chatFaults.next(request)
+    const planned = this.chatFaults.next(request)
+    const chance = planned === undefined ? this.chanceFault(request, random) : undefined
+    // Where a chance cut falls is drawn once the number of deltas is known.
+    const cutAt = chance === "cut" ? random() : undefined
+    let fault = planned ?? (chance === "cut" ? undefined : chance)
     const faulted = fault === undefined ? undefined : wholeFault(fault)
     if (faulted !== undefined) return faulted
 
@@ -274,10 +313,15 @@ export class Mirror<X extends object = {}> {
     const streamFault = fault !== undefined && streamFaultKinds.has(fault.kind) ? (fault as StreamFault) : undefined
     const wantsStream = body.stream === true && fault?.kind !== "wrong-content-type-stream"
     const fixture = typeof options.fixture === "function" ? options.fixture(request) : options.fixture
-    if (fixture !== undefined) return this.fixtureAnswer(fixture, wantsStream, streamFault, gzip)
+    if (fixture !== undefined) {
+      const events = sseEventTexts(fixture.stream)
+      const cut = cutAt === undefined ? streamFault : cutFault(cutAt, eventsBeforeFinish(events))
+      return this.fixtureAnswer(fixture, events, wantsStream, cut, gzip, firstDeltaMs)
+    }
 
     const text = typeof options.reply === "function" ? options.reply(request) : (options.reply ?? defaultReply(request))
     const pieces = splitReply(text, options.chunkSize ?? 4, options.deltas)
+    if (cutAt !== undefined) fault = cutFault(cutAt, pieces.length)
     const meta = {
       id: `chatcmpl-mirror-${request.index}`,
       created: Math.floor(request.time / 1000),
@@ -302,16 +346,29 @@ export class Mirror<X extends object = {}> {
       _tag: "Stream",
       status: 200,
       headers: streamType,
-      steps: streamSteps({ meta, pieces, usage: includeUsage ? usage : undefined, fault: streamFault }),
+      steps: streamSteps({
+        meta,
+        pieces,
+        usage: includeUsage ? usage : undefined,
+        fault: cutAt === undefined ? streamFault : (fault as StreamFault),
+        firstDeltaMs
+      }),
       gzip,
       delayMs: 0
     }
   }
 
   // A recorded reply goes out as recorded: the text is never re-serialized.
-  private fixtureAnswer(fixture: Fixture, stream: boolean, fault: StreamFault | undefined, gzip: boolean): Answer {
+  private fixtureAnswer(
+    fixture: Fixture,
+    texts: ReadonlyArray<string>,
+    stream: boolean,
+    fault: StreamFault | undefined,
+    gzip: boolean,
+    firstDeltaMs: number
+  ): Answer {
     if (!stream) return { ...whole(200, jsonType, encode(fixture.whole)), gzip }
-    const events = fixtureSteps(sseEventTexts(fixture.stream), fault)
+    const events = fixtureSteps(texts, fault, firstDeltaMs)
     return {
       _tag: "Stream",
       status: 200,
@@ -322,6 +379,12 @@ export class Mirror<X extends object = {}> {
     }
   }
 }
+
+/** A cut after at least one of `count` deltas and before the last (after the only one when there is one). */
+const cutFault = (at: number, count: number): StreamFault => ({
+  kind: "close-mid-stream",
+  afterDeltas: 1 + Math.floor(at * Math.max(1, count - 1))
+})
 
 const streamType: ReadonlyArray<Header> = [
   ["content-type", "text/event-stream; charset=utf-8"],

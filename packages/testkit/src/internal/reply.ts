@@ -133,8 +133,15 @@ export const sseEvent = (init: SseEventInit | string): string => {
 
 const dataEvent = (data: unknown): Uint8Array => encode(`data: ${dataText(data)}\n\n`)
 
-/** One unit of a streamed answer: the bytes of an event, or what to do with the connection. */
-export type StreamStep = Uint8Array | "stall" | "destroy"
+/** A pause in a streamed answer: the time to first delta of `MirrorOptions.firstDeltaMs`. */
+export interface Wait {
+  readonly waitMs: number
+}
+
+/** One unit of a streamed answer: the bytes of an event, a pause, or what to do with the connection. */
+export type StreamStep = Uint8Array | Wait | "stall" | "destroy"
+
+export const isWait = (step: StreamStep): step is Wait => typeof step === "object" && "waitMs" in step
 
 export type StreamFault = Extract<
   Fault,
@@ -171,6 +178,8 @@ export interface StreamPlan {
   readonly pieces: ReadonlyArray<string>
   readonly usage: Usage | undefined
   readonly fault: StreamFault | undefined
+  /** A pause after the role chunk, before the first content delta (and before a fault placed there). */
+  readonly firstDeltaMs?: number
 }
 
 const faultPosition = (fault: StreamFault | undefined, deltas: number): number => {
@@ -235,6 +244,7 @@ export function* streamSteps(plan: StreamPlan): Generator<StreamStep, void> {
   const at = faultPosition(fault, pieces.length)
   const cache = new Map<string, Uint8Array>()
   yield dataEvent(chunkObject(meta, { role: "assistant" }))
+  if (plan.firstDeltaMs !== undefined && plan.firstDeltaMs > 0) yield { waitMs: plan.firstDeltaMs }
   for (let i = 0; i <= pieces.length; i++) {
     if (i === at && fault !== undefined) {
       if ((yield* inject(fault, meta)) === "end") return
@@ -256,12 +266,18 @@ export function* streamSteps(plan: StreamPlan): Generator<StreamStep, void> {
 
 /**
  * Groups consecutive event bytes into writes of at most `batch` events; a
- * control step ("stall", "destroy") first flushes what is pending.
+ * pause or a control step ("stall", "destroy") first flushes what is pending.
  */
 export function* batchSteps(steps: Iterable<StreamStep>, batch: number): Generator<StreamStep, void> {
   const size = Math.max(1, Math.floor(batch))
   let pending: Array<Uint8Array> = []
   for (const step of steps) {
+    if (isWait(step)) {
+      if (pending.length > 0) yield concatBytes(pending)
+      pending = []
+      yield step
+      continue
+    }
     if (typeof step === "string") {
       if (pending.length > 0) yield concatBytes(pending)
       pending = []
@@ -324,7 +340,12 @@ const hasFinish = (chunk: unknown): boolean =>
  * counts events here (comments included) and defaults to 1; `no-done-no-finish`
  * cuts by default before the first event that carries a `finish_reason`.
  */
-export function* fixtureSteps(events: ReadonlyArray<string>, fault: StreamFault | undefined): Generator<StreamStep> {
+export function* fixtureSteps(
+  events: ReadonlyArray<string>,
+  fault: StreamFault | undefined,
+  firstDeltaMs?: number
+): Generator<StreamStep> {
+  if (firstDeltaMs !== undefined && firstDeltaMs > 0) yield { waitMs: firstDeltaMs }
   const chunks = parsedChunks(events)
   const first = chunks.find((chunk) => chunk !== undefined) as Partial<ChunkMeta> | undefined
   // Injected chunks (invalid-utf8, oversize-event) carry the fixture's own metadata.
@@ -353,6 +374,12 @@ export function* fixtureSteps(events: ReadonlyArray<string>, fault: StreamFault 
   }
 }
 
+/** How many events of a fixture's stream come before its first `finish_reason` (all of them when none has one). */
+export const eventsBeforeFinish = (events: ReadonlyArray<string>): number => {
+  const at = parsedChunks(events).findIndex(hasFinish)
+  return at < 0 ? events.length : at
+}
+
 /**
  * The bytes of the steps re-cut into pieces of `size` bytes, across event
  * boundaries and through multi-byte characters; a control step first flushes
@@ -362,7 +389,7 @@ export function* splitBytes(steps: Iterable<StreamStep>, size: number): Generato
   const width = Math.max(1, Math.floor(size))
   let pending: Uint8Array = new Uint8Array(0)
   for (const step of steps) {
-    if (typeof step === "string") {
+    if (typeof step === "string" || isWait(step)) {
       if (pending.length > 0) yield pending
       pending = new Uint8Array(0)
       yield step

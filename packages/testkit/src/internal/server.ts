@@ -8,7 +8,7 @@ import type { FaultPlan } from "../Fault.js"
 import type { ResponseClosed } from "../Mirror.js"
 import type { Connection, MirrorServer, MirrorServerOptions, ServerRequest } from "../MirrorServer.js"
 import { type Answer, type Header, Mirror } from "./mirror.js"
-import { batchSteps } from "./reply.js"
+import { batchSteps, isWait } from "./reply.js"
 
 type ConnectionState = { -readonly [K in keyof Connection]: Connection[K] }
 
@@ -86,8 +86,11 @@ export const start = async (options: MirrorServerOptions = {}): Promise<MirrorSe
 
   const respond = async (req: http.IncomingMessage, res: http.ServerResponse, answer: Answer): Promise<void> => {
     let closed = false
+    // A pause before the first delta ends with the connection: no timer outlives its client.
+    const gone = new AbortController()
     res.once("close", () => {
       closed = true
+      gone.abort()
     })
     switch (answer._tag) {
       case "Destroy":
@@ -119,6 +122,10 @@ export const start = async (options: MirrorServerOptions = {}): Promise<MirrorSe
         let first = true
         for (const step of batchSteps(answer.steps, options.batch ?? 1)) {
           if (closed || step === "stall") return
+          if (isWait(step)) {
+            await sleep(step.waitMs, undefined, { signal: gone.signal }).catch(() => undefined)
+            continue
+          }
           if (step === "destroy") {
             // Close once what was written has left (destroy() would drop it): the
             // client gets the deltas, then a body cut before its last chunk.
