@@ -155,38 +155,45 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
     }
   }
 
-  // Hedging with `after: "auto"` against none, on the latency strategy's pool of the same mirrors.
+  // Hedging with `after: "auto"` against none, on random and on latency: "auto" is the pool's p95 of time to
+  // first delta, which under random includes the slow mirror's 800 ms, under latency the fast mirrors' own.
   const hedgeRows: Array<Array<string>> = []
-  const p99s: Array<number> = []
-  const posts: Array<number> = []
-  for (const hedge of [undefined, { after: "auto" as const }]) {
-    const counter = { posts: 0 }
-    const client = Client.make(options({ strategy: "random", ...(hedge ? { hedge } : {}) }), counting(counter))
-    const results = await runCalls(client, calls, concurrency)
-    await client.close()
-    const ttfds = results.map((r) => r.ttfd).filter((t) => !Number.isNaN(t))
-    p99s.push(quantile(ttfds, 0.99))
-    posts.push(counter.posts)
-    hedgeRows.push([
-      hedge ? 'hedge after "auto"' : "no hedging",
-      fmt(median(ttfds), 3),
-      fmt(quantile(ttfds, 0.99), 3),
-      String(counter.posts),
-      String(results.filter((r) => r.error !== undefined).length)
-    ])
+  for (const strategy of ["random", "latency"] as const) {
+    const p99s: Array<number> = []
+    const posts: Array<number> = []
+    for (const hedge of [undefined, { after: "auto" as const }]) {
+      const counter = { posts: 0 }
+      const client = Client.make(options({ strategy, ...(hedge ? { hedge } : {}) }), counting(counter))
+      const results = await runCalls(client, calls, concurrency)
+      await client.close()
+      // After the first 50 calls, as for the slow mirror's share: "auto" hedges once the pool has measured.
+      const ttfds = results
+        .slice(50)
+        .map((r) => r.ttfd)
+        .filter((t) => !Number.isNaN(t))
+      p99s.push(quantile(ttfds, 0.99))
+      posts.push(counter.posts)
+      hedgeRows.push([
+        `${strategy}, ${hedge ? 'hedge after "auto"' : "no hedging"}`,
+        fmt(median(ttfds), 3),
+        fmt(quantile(ttfds, 0.99), 3),
+        String(counter.posts),
+        String(results.filter((r) => r.error !== undefined).length)
+      ])
+    }
+    targets.push({
+      what: `hedging ("auto", ${strategy}): 99th percentile time to first delta, none / hedged`,
+      target: "≥ 3×",
+      reached: ratio(p99s[0]! / p99s[1]!),
+      met: p99s[0]! / p99s[1]! >= 3
+    })
+    targets.push({
+      what: `hedging ("auto", ${strategy}): requests sent, hedged / none`,
+      target: "≤ 1.15×",
+      reached: ratio(posts[1]! / posts[0]!),
+      met: posts[1]! / posts[0]! <= 1.15
+    })
   }
-  targets.push({
-    what: 'hedging ("auto", random strategy): 99th percentile time to first delta, none / hedged',
-    target: "≥ 3×",
-    reached: ratio(p99s[0]! / p99s[1]!),
-    met: p99s[0]! / p99s[1]! >= 3
-  })
-  targets.push({
-    what: "hedging: requests sent, hedged / none",
-    target: "≤ 1.15×",
-    reached: ratio(posts[1]! / posts[0]!),
-    met: posts[1]! / posts[0]! <= 1.15
-  })
   await mirrors.close()
 
   // Continuation: one mirror of two cuts every stream at a random point.
@@ -203,6 +210,8 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
         servers: cutting.urls,
         model,
         strategy: "round-robin",
+        // No breaker: the cutting mirror keeps getting half of the calls.
+        breaker: { failures: 1_000_000 },
         continueAfterCut
       },
       NodeTransport.layer()
@@ -251,11 +260,12 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
       `one in about 800 ms, one like the fast ones but stalling before its first delta in 10% of requests ` +
       `(\`firstToken\` 2 s). ${fmt(calls)} streamed calls of ${deltas} deltas, ${concurrency} at a time, Promise facade on ` +
       `the Node transport. Time to first delta in ms; "slow mirror" counts calls after the first 50; requests are ` +
-      `chat POSTs sent, hedges and failovers included.`,
+      `chat POSTs sent, hedges and failovers included. The hedging table's times leave out the first 50 calls ` +
+      `("auto" hedges only once the pool has 20 measurements; the first ${concurrency} calls start together).`,
     "",
     table(["strategy", "median", "p99", "slow mirror", "requests", "failed"], strategyRows),
     "",
-    table(["random strategy", "median", "p99", "requests", "failed"], hedgeRows),
+    table(["strategy, hedging", "median", "p99", "requests", "failed"], hedgeRows),
     "",
     `Continuation: two mirrors, one cutting every stream at a random point after its first delta, round-robin, ` +
       `${continuationCalls} calls:`,
