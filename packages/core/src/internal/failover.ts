@@ -196,9 +196,16 @@ export const drive = <A>(
       if (continuation !== undefined) continuation.note(batch)
       return batch
     }
+    const onReadError = (error: Option.Option<AttemptError>): Pull<A> =>
+      Option.isNone(error) ? onAttemptEnd : onAttemptError(error.value)
     const read: Pull<A> = Effect.catchAll(
       Effect.suspend(() => Effect.map(current!.reader!.pull, noted)),
-      (error): Pull<A> => (Option.isNone(error) ? onAttemptEnd : onAttemptError(error.value))
+      onReadError
+    )
+    // Once the first item is noted and nothing follows the reply's text, a pull is the reader's own.
+    const readPlain: Pull<A> = Effect.catchAll(
+      Effect.suspend(() => current!.reader!.pull),
+      onReadError
     )
     /** Begins an attempt on `server`, its first-token limit counted from now. */
     const begin = (server: string, span: Tracer.Span | undefined): Running<A> => {
@@ -326,7 +333,13 @@ export const drive = <A>(
       return batch
     }
     const pull: Pull<A> = Effect.suspend(() =>
-      pending !== undefined ? Effect.succeed(takePending()) : current?.reader !== undefined ? read : next
+      pending !== undefined
+        ? Effect.succeed(takePending())
+        : current?.reader === undefined
+          ? next
+          : current.firstItem === undefined || continuation !== undefined
+            ? read
+            : readPlain
     )
     return {
       pull,
