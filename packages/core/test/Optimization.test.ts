@@ -27,26 +27,35 @@ const thrownAwayAtGc = (out: string) =>
     .filter((line) => line.includes("reason: weak objects"))
     .map((line) => /<SharedFunctionInfo (\w*)>/.exec(line)?.[1])
 
+// The trace this reads is V8's own, and its lines and tiers change between
+// V8 lines: it is written for the V8 of Node 20 and 22 (11.x, 12.x), where the
+// resident objects were measured; Node 24's V8 13 prints another trace.
+const traced = Number(process.versions.v8.split(".")[0]) <= 12
+
 describe("optimized code across a full GC", () => {
   // The script runs core's dist: `pnpm test` builds it first (turbo); a bare
   // `vitest` after editing src would test a stale build.
-  it("keeps the decode path's optimized code when a GC runs between two replies", async () => {
-    expect(existsSync(built), "core's dist is built (pnpm build)").toBe(true)
-    const out = await trace()
-    expect(out.split("\n").filter((line) => line.startsWith("reply "))).toEqual([
-      "reply 20000",
-      "reply 20000",
-      "reply 20000",
-      "reply 20000"
-    ])
-    // Not vacuous: V8 optimized the decode path, and this V8's trace reports
-    // code thrown away at a GC (the script's control).
-    for (const name of ["stepOf", "pushInto"]) {
-      expect(out).toMatch(new RegExp(`completed optimizing .*<JSFunction ${name} .*TURBOFAN`))
-    }
-    const thrownAway = thrownAwayAtGc(out)
-    // The control's reader, or its constructor when V8 inlined the reader into its loop.
-    expect(thrownAway.some((name) => name === "controlRead" || name === "Shape")).toBe(true)
-    expect(thrownAway.filter((name) => name !== undefined && DECODE_PATH.includes(name))).toEqual([])
-  }, 90_000)
+  it.skipIf(!traced)(
+    "keeps the decode path's optimized code when a GC runs between two replies",
+    async () => {
+      expect(existsSync(built), "core's dist is built (pnpm build)").toBe(true)
+      const out = await trace()
+      expect(out.split("\n").filter((line) => line.startsWith("reply "))).toEqual([
+        "reply 20000",
+        "reply 20000",
+        "reply 20000",
+        "reply 20000"
+      ])
+      // Not vacuous: V8 optimized the decode path, and this V8's trace reports
+      // code thrown away at a GC (the script's control).
+      for (const name of ["stepOf", "pushInto"]) {
+        expect(out).toMatch(new RegExp(`completed optimizing .*<JSFunction ${name} .*TURBOFAN`))
+      }
+      const thrownAway = thrownAwayAtGc(out)
+      // The control's reader, or its constructor when V8 inlined the reader into its loop.
+      expect(thrownAway.some((name) => name === "controlRead" || name === "Shape")).toBe(true)
+      expect(thrownAway.filter((name) => name !== undefined && DECODE_PATH.includes(name))).toEqual([])
+    },
+    90_000
+  )
 })
