@@ -99,6 +99,99 @@ export const chatCorpusOfSize = (bytes: number, lineEnd: "\n" | "\r\n" = "\n"): 
   return chatCorpus(Math.max(10, Math.round((bytes / probe.bytes.length) * 1000)), lineEnd)
 }
 
+/**
+ * A reply that is mostly CJK: Chinese and Japanese prose with CJK punctuation,
+ * a little ASCII, and emoji (surrogate pairs, skin tones, ZWJ sequences, flags).
+ */
+export const cjkReplyText = [
+  "当然可以！下面用几个要点说明服务器发送事件（SSE）是怎样工作的，并附上一个小例子。🙂\n\n",
+  "## 原理\n\n服务器以 `text/event-stream` 作答，并保持连接不断开；每个事件由若干行「字段：值」组成，以空行结束。",
+  "浏览器用 EventSource 接收，断线后会自动重连，还会带上最后一个事件的编号。🚀✨\n\n",
+  "## 日本語での説明\n\nサーバー送信イベントは、サーバーからブラウザへ一方向にテキストを少しずつ届ける仕組みです。",
+  "チャットの応答では、トークンが生成されるたびに小さなチャンクが送られ、画面に文字が順番に表示されます。👩🏻‍💻👨‍👩‍👧‍👦\n\n",
+  "注意点：多字节字符（例如「漢字」或 🎉、🏳️‍🌈、🇨🇳🇯🇵）可能被拆到两次网络读取之间，所以解码器必须先按字节处理，",
+  "等一行完整之后再转换成文字。文字化けを防ぐには、行がそろうまでバイトのまま保持するのが基本です。🙇‍♀️\n\n",
+  "总结：按字节拆行，逐行解析 `data:` 中的 JSON，遇到 [DONE] 就停止读取。以上です、ご参考までに。🍣🍜🥟"
+].join("")
+
+const gpt4oToday = {
+  id: "chatcmpl-CAbX8q2RnT5vYk7LmW3pZs9dHf1Ge",
+  object: "chat.completion.chunk",
+  created: 1756449012,
+  model: "gpt-4o-2024-08-06",
+  service_tier: "default",
+  system_fingerprint: "fp_cbf1785567"
+}
+
+const OBFUSCATION_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+/**
+ * A streamed reply as OpenAI's API sends it today for `gpt-4o`, mostly CJK
+ * and emoji: every chunk carries `service_tier`, `system_fingerprint` and an
+ * `obfuscation` padding of 2 to 20 random characters; a role chunk, `deltas`
+ * content chunks of 1 to 3 code points (a ZWJ sequence is cut like any other),
+ * a finish chunk, a usage chunk (`stream_options.include_usage`) and `[DONE]`.
+ */
+export const cjkCorpus = (deltas: number): Corpus => {
+  const random = prng(2025)
+  const obfuscation = () => {
+    let s = ""
+    for (let n = 2 + Math.floor(random() * 19); n > 0; n--) s += OBFUSCATION_CHARS[Math.floor(random() * 62)]
+    return s
+  }
+  const chunk = (rest: Record<string, unknown>) =>
+    `data: ${JSON.stringify({ ...gpt4oToday, ...rest, obfuscation: obfuscation() })}\n\n`
+  // With `include_usage`, every chunk carries `usage`: null until the last.
+  const choice = (delta: unknown, finish: string | null = null) => ({
+    choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+    usage: null
+  })
+  const chars = Array.from(cjkReplyText)
+  const parts: Array<string> = [chunk(choice({ role: "assistant", content: "", refusal: null }))]
+  let characters = 0
+  for (let i = 0, at = 0; i < deltas; i++) {
+    let piece = ""
+    for (let n = 1 + Math.floor(random() * 3); n > 0; n--) {
+      piece += chars[at]!
+      at = (at + 1) % chars.length
+    }
+    parts.push(chunk(choice({ content: piece })))
+    characters += piece.length
+  }
+  parts.push(chunk(choice({}, "stop")))
+  parts.push(
+    chunk({
+      choices: [],
+      usage: {
+        prompt_tokens: 27,
+        completion_tokens: deltas,
+        total_tokens: 27 + deltas,
+        prompt_tokens_details: { cached_tokens: 0, audio_tokens: 0 },
+        completion_tokens_details: {
+          reasoning_tokens: 0,
+          audio_tokens: 0,
+          accepted_prediction_tokens: 0,
+          rejected_prediction_tokens: 0
+        }
+      }
+    })
+  )
+  parts.push("data: [DONE]\n\n")
+  return {
+    name: "CJK and emoji chunks (gpt-4o today)",
+    bytes: new TextEncoder().encode(parts.join("")),
+    events: parts.length,
+    deltas,
+    characters
+  }
+}
+
+/** A CJK corpus of about `bytes` bytes. */
+export const cjkCorpusOfSize = (bytes: number): Corpus => {
+  const probe = cjkCorpus(1000)
+  return cjkCorpus(Math.max(10, Math.round((bytes / probe.bytes.length) * 1000)))
+}
+
 /** One event whose data is a chunk carrying about `bytes` bytes of content, then `[DONE]`. */
 export const singleEventCorpus = (bytes: number): Corpus => {
   const unit = new TextEncoder().encode(replyText).length

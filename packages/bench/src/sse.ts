@@ -6,7 +6,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { createParser } from "eventsource-parser"
-import { type Corpus, chatCorpusOfSize, singleEventCorpus, split } from "./corpus.js"
+import { type Corpus, chatCorpusOfSize, cjkCorpusOfSize, singleEventCorpus, split } from "./corpus.js"
 import { type Timing, throughput, timeEach } from "./harness.js"
 import { bytesLabel, fmt, mark, type RunConfig, ratio, type SectionResult, type TargetResult, table } from "./report.js"
 
@@ -113,10 +113,12 @@ const check = async (name: string, decode: Decode, c: Case, expected: Tally): Pr
 export const run = async (config: RunConfig): Promise<SectionResult> => {
   const chat = chatCorpusOfSize(config.quick ? 16 * 1024 : 512 * 1024)
   const crlf = chatCorpusOfSize(config.quick ? 16 * 1024 : 512 * 1024, "\r\n")
+  const cjk = cjkCorpusOfSize(config.quick ? 16 * 1024 : 512 * 1024)
   const large = singleEventCorpus(1024 * 1024)
-  const sizes = config.quick ? [1, 64, 65536] : [1, 8, 64, 1024, 65536]
+  const sizes = config.quick ? [1, 64, 65536] : [1, 8, 64, 512, 1024, 4096, 65536]
   const cases: Array<Case> = [
     ...sizes.map((size) => ({ corpus: chat, size })),
+    ...sizes.map((size) => ({ corpus: cjk, size })),
     { corpus: crlf, size: 64 },
     { corpus: crlf, size: 65536 },
     ...(config.quick ? [] : [{ corpus: large, size: 1024 }]),
@@ -183,7 +185,11 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
   const markdown = [
     `Corpora: "${chat.name}" is ${fmt(chat.bytes.length / 1024)} KiB, ${chat.events} events of OpenAI-shaped ` +
       "`chat.completion.chunk`s whose token-sized contents mix ASCII prose and code, accented Latin, emoji and CJK; " +
-      `"${crlf.name}" is the same with CRLF line ends; "${large.name}" is one ${fmt(large.bytes.length / 2 ** 20)} MiB event. ` +
+      `"${crlf.name}" is the same with CRLF line ends; "${cjk.name}" is ${fmt(cjk.bytes.length / 1024)} KiB, ${cjk.events} events ` +
+      "of chunks as OpenAI sends them today (`service_tier`, `system_fingerprint`, 2 to 20 characters of `obfuscation` " +
+      "padding) whose 1 to 3 code point contents are mostly Chinese and Japanese with emoji (ZWJ sequences included), " +
+      "then a usage chunk (nearly every chunk carries non-ASCII text, though its ASCII JSON is most of the bytes); " +
+      `"${large.name}" is one ${fmt(large.bytes.length / 2 ** 20)} MiB event. ` +
       "Each run decodes the whole corpus fed in reads of the given size and counts events and data characters " +
       "(checked equal across decoders). Throughput in MB per CPU second (10^6 bytes per second of this " +
       "process's CPU time: the machine is shared, so wall time would count other processes too), median of the samples.",

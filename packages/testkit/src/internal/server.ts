@@ -129,6 +129,8 @@ export const start = async (options: MirrorServerOptions = {}): Promise<MirrorSe
           if (step === "destroy") {
             // Close once what was written has left (destroy() would drop it): the
             // client gets the deltas, then a body cut before its last chunk.
+            // An empty write calls back once what was written before it has gone to the socket.
+            await new Promise<void>((resolve) => res.write("", () => resolve()))
             res.socket?.destroySoon()
             return
           }
