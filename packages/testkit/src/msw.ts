@@ -129,6 +129,9 @@ const bodyStream = (
       if (step === "stall") return new Promise<void>(() => {})
       if (step === "destroy") {
         done = true
+        // Erroring a stream drops what a reader has not taken yet (Node 24 reads ahead through its own
+        // queues): the cut comes once what was written has had a turn to be read, as a socket's would.
+        await sleep(10)
         controller.error(new TypeError("terminated: the mirror closed the connection"))
         return settle(false)
       }
