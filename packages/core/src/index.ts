@@ -40,3 +40,6 @@ export * as ServerPool from "./ServerPool.js"
 export * as Sse from "./Sse.js"
 /** How a pool chooses the next server: `random`, `roundRobin`, or your own. */
 export * as Strategy from "./Strategy.js"
+
+// Keeps the decode path's hidden classes alive (see internal/resident.ts).
+import "./internal/resident.js"

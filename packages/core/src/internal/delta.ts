@@ -52,12 +52,6 @@ export class Delta implements ChatDelta {
     delta.#other = true
   }
 }
-// One delta for the life of the module, so that a full GC between two replies
-// does not collect the deltas' hidden class and with it the code optimized for
-// it (see the decoder's `resident` in sse.ts, and why it is exported).
-/** @internal */
-export const resident = new Delta(0, "", "", "{}", undefined)
-
 /**
  * Whether a delta is a piece of the reply: text, reasoning, tool calls, a
  * refusal, logprobs, a finish reason, or a field easychat has no name for.

@@ -580,13 +580,3 @@ const failAfter = (decoder: Decoder, error: unknown) => {
     ? Channel.fail(error)
     : Channel.zipRight(Channel.write(Chunk.unsafeFromArray(events)), Channel.fail(error))
 }
-
-// A decoder that lives as long as the module. A full GC that finds no decoder
-// alive (between two replies, V8's memory reducer runs full GCs in an idle
-// process) collects its hidden class, and V8 throws away all code optimized
-// for it, so the next reply would run the decode path unoptimized until it is
-// compiled again. Exported: V8 keeps a module's other top-level bindings that
-// no function uses only while its body runs. (A bundler that drops unused
-// exports may drop it; such a build runs as before.)
-/** @internal */
-export const resident = new Decoder()
