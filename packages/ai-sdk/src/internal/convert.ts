@@ -169,6 +169,16 @@ export interface RequestSettings {
 }
 
 /**
+ * `reasoning_effort` from the call's `reasoning` setting (`ai` 7's, specification v4, which `ai` 7 passes on to
+ * v3 models): its value as it is unless `"provider-default"`, as `@ai-sdk/openai-compatible` 3 sends it. A
+ * `reasoning_effort` in `providerOptions.easychat` wins.
+ */
+const reasoningEffortOf = (options: LanguageModelV3CallOptions): string | undefined => {
+  const reasoning = (options as { readonly reasoning?: unknown }).reasoning
+  return typeof reasoning === "string" && reasoning !== "provider-default" ? reasoning : undefined
+}
+
+/**
  * The OpenAI request for a call, without `stream` (the facade sets it), and
  * the warnings of what it leaves out. Undefined fields are left out, so that
  * the pool's preset `defaults` apply to what the caller did not set.
@@ -211,6 +221,7 @@ export const requestOf = (
     response_format,
     stop: options.stopSequences,
     seed: options.seed,
+    reasoning_effort: reasoningEffortOf(options),
     // Any field of the OpenAI API the SDK has no name for: `providerOptions.easychat`, sent as it is.
     ...(options.providerOptions?.easychat as Json | undefined),
     messages: messagesOf(options.prompt),
