@@ -17,6 +17,10 @@ const e2e = fileURLToPath(new URL("../", import.meta.url))
 const MIN_BLOCKS = 18
 /** A block runs on its own and ends within this (a server it starts must be stopped by the block). */
 const BLOCK_TIMEOUT_MS = 60_000
+/** How many blocks run at once (each in its own process, against its own mirror): the CI machines have 2 cores. */
+const RUN_LANES = 2
+/** One tsc program checks every ts block at once; on a loaded 2-core machine it may take a while. */
+const TYPECHECK_TIMEOUT_MS = 3 * BLOCK_TIMEOUT_MS
 /** The address blocks use for a local mirror; each run gets a fresh one in its place. */
 const MIRROR = "127.0.0.1:8787"
 /**
@@ -141,7 +145,13 @@ interface Outcome {
 }
 
 /** Runs a command in its own process group, killed whole when it outlives the timeout. */
-const exec = (command: string, args: ReadonlyArray<string>, cwd: string, env: NodeJS.ProcessEnv) =>
+const exec = (
+  command: string,
+  args: ReadonlyArray<string>,
+  cwd: string,
+  env: NodeJS.ProcessEnv,
+  timeoutMs = BLOCK_TIMEOUT_MS
+) =>
   new Promise<Outcome>((resolve) => {
     const child: ChildProcess = spawn(command, args, { cwd, env, detached: true, stdio: ["ignore", "pipe", "pipe"] })
     let output = ""
@@ -153,7 +163,7 @@ const exec = (command: string, args: ReadonlyArray<string>, cwd: string, env: No
       try {
         process.kill(-child.pid!, "SIGKILL")
       } catch {}
-    }, BLOCK_TIMEOUT_MS)
+    }, timeoutMs)
     child.on("close", (code, signal) => {
       clearTimeout(timer)
       resolve({ code, signal, timedOut, output })
@@ -197,6 +207,145 @@ const runBlock = async (block: Block, mirror: string): Promise<Outcome> => {
   const file = path.join(scratch, `${nameOf(block)}-${++counter}.mjs`)
   fs.writeFileSync(file, js.code)
   return exec(process.execPath, [file], dir, env)
+}
+
+/** At most `n` calls of the returned function run at once; the others wait their turn, in order. */
+const lanes = (n: number) => {
+  let free = n
+  const waiting: Array<() => void> = []
+  return async <A>(f: () => Promise<A>): Promise<A> => {
+    if (free > 0) free--
+    else await new Promise<void>((resolve) => waiting.push(resolve))
+    try {
+      return await f()
+    } finally {
+      const next = waiting.shift()
+      if (next === undefined) free++
+      else next()
+    }
+  }
+}
+
+/** Rejects when `promise` has not settled within `ms` (timed from the call, not from when a test was queued). */
+const within = <A>(ms: number, what: string, promise: Promise<A>): Promise<A> => {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not done after ${ms} ms`)), ms)
+  })
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer))
+}
+
+/**
+ * A block that must fail to typecheck (a misspelled option), checked in every program with the blocks: it proves
+ * that tsc reports errors in the blocks' files where they are written and that they are traced back to their block.
+ */
+const CANARY: Block = {
+  file: "typecheck-canary.md",
+  line: 1,
+  lang: "ts",
+  code: "const options: { readonly retries?: number } = { retires: 3 }\nconsole.log(options)"
+}
+
+interface Diagnostic {
+  /** The file tsc names (relative to where it ran), `undefined` for a diagnostic of no file (the config, say). */
+  readonly file: string | undefined
+  readonly line: number
+  readonly column: number
+  /** `error TS…: message`, with its indented continuation lines. */
+  readonly text: string
+}
+
+/** tsc's `--pretty false` output: `file(line,col): error TS…: …` or `error TS…: …`, continuation lines indented. */
+const diagnosticsOf = (output: string): ReadonlyArray<Diagnostic> => {
+  const diagnostics: Array<Diagnostic> = []
+  for (const raw of output.split(/\r?\n/)) {
+    if (raw.trim() === "") continue
+    const at = /^(.+)\((\d+),(\d+)\): (error .*)$/.exec(raw)
+    const last = diagnostics.at(-1)
+    if (at !== null) diagnostics.push({ file: at[1]!, line: Number(at[2]), column: Number(at[3]), text: at[4]! })
+    else if (/^\s/.test(raw) && last !== undefined)
+      diagnostics[diagnostics.length - 1] = { ...last, text: `${last.text}\n${raw}` }
+    else diagnostics.push({ file: undefined, line: 0, column: 0, text: raw })
+  }
+  return diagnostics
+}
+
+/** The @types/node a package sees (a program's `types` resolve from its tsconfig): who share it, share a program. */
+const nodeTypesOf = (dir: string): string => {
+  try {
+    const at = createRequire(path.join(dir, "package.json")).resolve("@types/node/package.json")
+    return fs.realpathSync(path.dirname(at))
+  } catch {
+    return dir
+  }
+}
+
+interface Typecheck {
+  /** Each error in a block, as `README:line:column (block at line N): error TS…`; and any tsc reports of no block. */
+  readonly errors: ReadonlyArray<string>
+  /** What tsc said about the canary of each program (each must hold an error naming `retires`). */
+  readonly canaries: ReadonlyArray<string>
+}
+
+/**
+ * Typechecks every ts block in as few tsc programs as can be (one, when every package sees the same @types/node):
+ * each block is written under the package it runs from, so its imports resolve from there as when it runs; tsc's
+ * diagnostics are mapped back to the README line by the file's name. One program loads effect's and the packages'
+ * declarations once, where a program per package loaded them again for each.
+ */
+const typecheck = async (those: ReadonlyArray<Block>): Promise<Typecheck> => {
+  const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc")
+  const programs = new Map<string, Array<{ readonly block: Block; readonly dir: string }>>()
+  for (const block of those) {
+    const dir = dirOf(block)
+    const key = nodeTypesOf(dir)
+    programs.set(key, [...(programs.get(key) ?? []), { block, dir }])
+  }
+  const errors: Array<string> = []
+  const canaries: Array<string> = []
+  for (const members of programs.values()) {
+    const home = path.join(scratchOf(members[0]!.dir), "types")
+    const byName = new Map<string, Block>()
+    const files: Array<string> = []
+    for (const { block, dir } of [{ block: CANARY, dir: members[0]!.dir }, ...members]) {
+      const types = path.join(scratchOf(dir), "types")
+      fs.mkdirSync(types, { recursive: true })
+      const file = path.join(types, `${nameOf(block)}.mts`)
+      fs.writeFileSync(file, `${block.code}\nexport {}\n`)
+      byName.set(path.basename(file), block)
+      files.push(file)
+    }
+    const config = {
+      extends: path.relative(home, path.join(root, "tsconfig.base.json")),
+      compilerOptions: {
+        noEmit: true,
+        types: ["node"],
+        declaration: false,
+        declarationMap: false,
+        sourceMap: false
+      },
+      files
+    }
+    fs.writeFileSync(path.join(home, "tsconfig.json"), JSON.stringify(config))
+    const outcome = await exec(
+      process.execPath,
+      [tsc, "-p", "tsconfig.json", "--pretty", "false"],
+      home,
+      process.env,
+      TYPECHECK_TIMEOUT_MS
+    )
+    if (outcome.timedOut) errors.push(`tsc in ${home}: still running after ${TYPECHECK_TIMEOUT_MS} ms`)
+    const canary: Array<string> = []
+    for (const d of diagnosticsOf(outcome.output)) {
+      const block = d.file === undefined ? undefined : byName.get(path.basename(d.file))
+      if (block === CANARY) canary.push(d.text)
+      else if (block === undefined)
+        errors.push(d.file === undefined ? d.text : `${d.file}(${d.line},${d.column}): ${d.text}`)
+      else errors.push(`${block.file}:${block.line + d.line}:${d.column} (block at line ${block.line}): ${d.text}`)
+    }
+    canaries.push(canary.join("\n"))
+  }
+  return { errors, canaries }
 }
 
 afterAll(() => {
@@ -253,58 +402,59 @@ describe("runnable blocks", () => {
     expect(exited.code).not.toBe(0)
   })
 
-  it(
+  it("traces tsc diagnostics back to their file, line and column", () => {
+    const output = [
+      "node_modules/.cache/readme-blocks/types/README.md_58.mts(3,5): error TS2353: Object literal may only specify known properties.",
+      "  The expected type comes from property 'x'.",
+      "error TS5083: Cannot read file 'tsconfig.base.json'."
+    ].join("\n")
+    expect(diagnosticsOf(output)).toEqual([
+      {
+        file: "node_modules/.cache/readme-blocks/types/README.md_58.mts",
+        line: 3,
+        column: 5,
+        text: "error TS2353: Object literal may only specify known properties.\n  The expected type comes from property 'x'."
+      },
+      { file: undefined, line: 0, column: 0, text: "error TS5083: Cannot read file 'tsconfig.base.json'." }
+    ])
+  })
+
+  const run = lanes(RUN_LANES)
+  const blockTimeout = BLOCK_TIMEOUT_MS + 10_000
+
+  // The typecheck (one tsc process) runs while the blocks run, RUN_LANES at a time.
+  it.concurrent(
     "the ts blocks typecheck (each in the package it runs from)",
-    async () => {
-      const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc")
-      const byDir = new Map<string, Array<Block>>()
-      for (const block of blocks)
-        if (block.lang === "ts") byDir.set(dirOf(block), [...(byDir.get(dirOf(block)) ?? []), block])
-      const errors: Array<string> = []
-      for (const [dir, those] of byDir) {
-        const scratch = path.join(scratchOf(dir), "types")
-        fs.mkdirSync(scratch, { recursive: true })
-        for (const block of those)
-          fs.writeFileSync(path.join(scratch, `${nameOf(block)}.mts`), `${block.code}\nexport {}\n`)
-        const config = {
-          extends: path.relative(scratch, path.join(root, "tsconfig.base.json")),
-          compilerOptions: {
-            noEmit: true,
-            types: ["node"],
-            declaration: false,
-            declarationMap: false,
-            sourceMap: false
-          },
-          include: ["*.mts"]
-        }
-        fs.writeFileSync(path.join(scratch, "tsconfig.json"), JSON.stringify(config))
-        const outcome = await exec(
-          process.execPath,
-          [tsc, "-p", "tsconfig.json", "--pretty", "false"],
-          scratch,
-          process.env
-        )
-        if (outcome.code !== 0) errors.push(outcome.output.trim())
-      }
-      expect(errors.join("\n"), "type errors, by README_line.mts").toBe("")
+    async ({ expect }) => {
+      const { errors, canaries } = await typecheck(blocks.filter((block) => block.lang === "ts"))
+      for (const canary of canaries) expect(canary, "the canary's misspelled option").toMatch(/error TS\d+:.*retires/)
+      expect(errors.join("\n"), "type errors, by README:line:column").toBe("")
     },
-    4 * BLOCK_TIMEOUT_MS
+    TYPECHECK_TIMEOUT_MS + 10_000
   )
 
-  it.each(blocks.map((block) => [`${block.file}:${block.line} (${block.lang})`, block] as const))(
+  it.concurrent.for(blocks.map((block) => [`${block.file}:${block.line} (${block.lang})`, block] as const))(
     "%s",
-    async (_, block) => {
-      const mirror = await MirrorServer.start()
-      try {
-        const outcome = await runBlock(block, `127.0.0.1:${mirror.port}`)
-        const why = outcome.timedOut
-          ? `still running after ${BLOCK_TIMEOUT_MS} ms`
-          : `exit ${outcome.code ?? outcome.signal}`
-        expect(outcome.code, `${block.file}:${block.line}: ${why}\n${outcome.output}`).toBe(0)
-      } finally {
-        await mirror.close()
-      }
-    },
-    BLOCK_TIMEOUT_MS + 10_000
+    // Queued behind the blocks before it; `within` holds each to blockTimeout from when it gets a lane.
+    { timeout: Math.ceil(blocks.length / RUN_LANES + 1) * blockTimeout },
+    ([, block], { expect }) =>
+      run(() =>
+        within(
+          blockTimeout,
+          `${block.file}:${block.line}`,
+          (async () => {
+            const mirror = await MirrorServer.start()
+            try {
+              const outcome = await runBlock(block, `127.0.0.1:${mirror.port}`)
+              const why = outcome.timedOut
+                ? `still running after ${BLOCK_TIMEOUT_MS} ms`
+                : `exit ${outcome.code ?? outcome.signal}`
+              expect(outcome.code, `${block.file}:${block.line}: ${why}\n${outcome.output}`).toBe(0)
+            } finally {
+              await mirror.close()
+            }
+          })()
+        )
+      )
   )
 })
