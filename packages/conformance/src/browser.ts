@@ -1,6 +1,6 @@
 /**
  * Drives the fetch transport inside headless Chromium: bundles
- * `browser-entry.ts` with esbuild, serves it from a node:http server on
+ * `browser-entry.ts` and `worker-entry.ts` with esbuild, serves them from a node:http server on
  * 127.0.0.1, and opens it in Debian's `chromium` through playwright-core.
  * Nothing here downloads a browser. Node-only.
  *
@@ -8,11 +8,11 @@
  */
 import { existsSync } from "node:fs"
 import * as http from "node:http"
-import { createRequire } from "node:module"
 import type * as net from "node:net"
-import { fileURLToPath } from "node:url"
-import type { HookFlags } from "./browser-entry.js"
+import type { Where } from "./browser-entry.js"
+import { bundle } from "./bundle.js"
 import type { Api, Outcome } from "./cases.js"
+import type { About, HookFlags } from "./remote.js"
 import type { Hooks } from "./runner.js"
 
 /**
@@ -35,59 +35,23 @@ const launchArgs = [
   "--disable-quic"
 ]
 
-/** The part of esbuild's API used here (its types are not reachable from this package). */
-interface Esbuild {
-  build(options: {
-    readonly entryPoints: ReadonlyArray<string>
-    readonly bundle: boolean
-    readonly write: false
-    readonly format: "esm"
-    readonly platform: "browser"
-    readonly target: string
-    readonly logLevel: "silent"
-  }): Promise<{ readonly outputFiles: ReadonlyArray<{ readonly text: string }> }>
-}
-
-// esbuild is not a dependency of this package: it comes with vite, which comes with vitest. Resolving it along that
-// chain (rather than by a pinned path in node_modules/.pnpm) survives version bumps.
-const loadEsbuild = async (): Promise<Esbuild> => {
-  const fromHere = createRequire(import.meta.url)
-  const fromVitest = createRequire(fromHere.resolve("vitest/package.json"))
-  const fromVite = createRequire(fromVitest.resolve("vite/package.json"))
-  return (await import(fromVite.resolve("esbuild"))) as Esbuild
-}
-
-/**
- * The page's script: `browser-entry.ts` with core, the fetch transport and
- * Effect, as one ES module.
- * @since 0.1.0 @category constructors
- */
-export const bundle = async (): Promise<string> => {
-  const esbuild = await loadEsbuild()
-  const result = await esbuild.build({
-    entryPoints: [fileURLToPath(new URL("./browser-entry.ts", import.meta.url))],
-    bundle: true,
-    write: false,
-    format: "esm",
-    platform: "browser",
-    target: "es2022",
-    logLevel: "silent"
-  })
-  return result.outputFiles[0]!.text
-}
-
 const page = `<!doctype html>
 <html><head><meta charset="utf-8"><title>easychat conformance</title>
 <script type="module" src="/entry.js"></script></head><body></body></html>
 `
 
-/** Serves the page and its script on 127.0.0.1 (its own port: every mirror is another origin). */
-const serve = (script: string): Promise<{ readonly url: string; readonly close: () => Promise<void> }> =>
+/** Serves the page, its script and its worker's on 127.0.0.1 (its own port: every mirror is another origin). */
+const serve = (
+  script: string,
+  workerScript: string
+): Promise<{ readonly url: string; readonly close: () => Promise<void> }> =>
   new Promise((resolve, reject) => {
     const server = http.createServer((req, res) => {
       if (req.url === "/") res.writeHead(200, { "content-type": "text/html; charset=utf-8" }).end(page)
       else if (req.url === "/entry.js")
         res.writeHead(200, { "content-type": "text/javascript; charset=utf-8" }).end(script)
+      else if (req.url === "/worker.js")
+        res.writeHead(200, { "content-type": "text/javascript; charset=utf-8" }).end(workerScript)
       else res.writeHead(404).end()
     })
     server.once("error", reject)
@@ -111,8 +75,10 @@ const serve = (script: string): Promise<{ readonly url: string; readonly close: 
 export interface BrowserHarness {
   readonly version: string
   readonly origin: string
-  /** Runs a case in the page; its hooks run here, in Node, called back from the page. */
-  run(name: string, mirrorUrl: string, api: Api, hooks: Hooks): Promise<Outcome>
+  /** How the page's module worker sees itself. */
+  readonly worker: About
+  /** Runs a case in the page or its worker; its hooks run here, in Node, called back from the page. */
+  run(name: string, mirrorUrl: string, api: Api, hooks: Hooks, where?: Where): Promise<Outcome>
   /** Forgets every cookie: the browser's jar is shared by all mirrors on 127.0.0.1 (cookies ignore ports). */
   clearCookies(): Promise<void>
   /** What the page printed to its console or threw, for diagnosing a failure. */
@@ -133,8 +99,12 @@ export const launch = async (): Promise<BrowserHarness> => {
         "or set CHROMIUM_PATH"
     )
   }
-  const [{ chromium }, script] = await Promise.all([import("playwright-core"), bundle()])
-  const site = await serve(script)
+  const [{ chromium }, script, workerScript] = await Promise.all([
+    import("playwright-core"),
+    bundle("browser-entry.ts"),
+    bundle("worker-entry.ts")
+  ])
+  const site = await serve(script, workerScript)
   const browser = await chromium.launch({ executablePath, args: launchArgs })
   try {
     const context = await browser.newContext()
@@ -151,21 +121,23 @@ export const launch = async (): Promise<BrowserHarness> => {
     await tab.waitForFunction(() => (globalThis as { conformanceReady?: boolean }).conformanceReady === true, null, {
       timeout: 10_000
     })
+    const worker = await tab.evaluate(() => (globalThis as unknown as { conformanceWorker: About }).conformanceWorker)
     return {
       version: browser.version(),
       origin: new URL(site.url).origin,
+      worker,
       logs,
-      run: (name, mirrorUrl, api, next) => {
+      run: (name, mirrorUrl, api, next, where = "page") => {
         hooks = next
         const flags: HookFlags = { probe: next.probe !== undefined, received: next.received !== undefined }
         return tab.evaluate(
-          ([name, mirrorUrl, api, flags]) =>
+          ([name, mirrorUrl, api, flags, where]) =>
             (
               globalThis as unknown as {
-                runCase(name: string, url: string, api: Api, flags: HookFlags): Promise<Outcome>
+                runCase(name: string, url: string, api: Api, flags: HookFlags, where: Where): Promise<Outcome>
               }
-            ).runCase(name, mirrorUrl, api, flags),
-          [name, mirrorUrl, api, flags] as const
+            ).runCase(name, mirrorUrl, api, flags, where),
+          [name, mirrorUrl, api, flags, where] as const
         )
       },
       clearCookies: () => context.clearCookies(),

@@ -1,8 +1,9 @@
 /**
  * The conformance cases, written once as data: how the mirror behaves, what the
  * client asks, and what the caller must get. The same table runs against the
- * Node transport, the fetch transport on Node's global fetch and the fetch
- * transport inside headless Chromium (see `runner.ts` and `browser-entry.ts`).
+ * Node transport and the fetch transport on Node's global fetch, in headless
+ * Chromium (page and module worker), on Bun and on Deno (main thread and Web
+ * Worker): see `runner.ts`, `browser-entry.ts` and `remote.ts`.
  *
  * This module is bundled for the browser: it must not import `node:*`, and it
  * imports the testkit for types only.
@@ -13,15 +14,35 @@ import type { Presets } from "@easychat/core"
 import type { MirrorServer } from "@easychat/testkit"
 
 /**
- * Where a case runs: `node` is `@easychat/transport-node` (undici), `fetch-node`
- * is `@easychat/transport-fetch` on Node's global fetch, `chromium` is
- * `@easychat/transport-fetch` in a page of headless Chromium.
+ * Where a case runs: `node` is `@easychat/transport-node` (undici); every other
+ * runtime is `@easychat/transport-fetch` on that runtime's own fetch:
+ * `fetch-node` on Node's global fetch, `chromium` in a page of headless
+ * Chromium, `bun` and `deno` on their main thread; the `-worker` ones in a
+ * module Web Worker (Chromium: started by the page; Bun and Deno: loaded from
+ * a file).
  * @since 0.1.0 @category models
  */
-export type Runtime = "node" | "fetch-node" | "chromium"
+export type Runtime =
+  | "node"
+  | "fetch-node"
+  | "chromium"
+  | "chromium-worker"
+  | "bun"
+  | "bun-worker"
+  | "deno"
+  | "deno-worker"
 
 /** @since 0.1.0 @category constants */
-export const runtimes: ReadonlyArray<Runtime> = ["node", "fetch-node", "chromium"]
+export const runtimes: ReadonlyArray<Runtime> = [
+  "node",
+  "fetch-node",
+  "chromium",
+  "chromium-worker",
+  "bun",
+  "bun-worker",
+  "deno",
+  "deno-worker"
+]
 
 /**
  * Which face of the client a run goes through: the Effect service
@@ -125,9 +146,14 @@ export interface Expected {
   /**
    * For a runtime that may lose what arrived together with a cut connection:
    * instead of exact `pieces` and `error`, the pieces are a prefix of
-   * `prefixOf` and the error matches one of `errors`.
+   * `prefixOf` (of one of the lengths `lengths`, when given) and the error
+   * matches one of `errors`.
    */
-  readonly cut?: { readonly prefixOf: ReadonlyArray<string>; readonly errors: ReadonlyArray<ErrorMatch> }
+  readonly cut?: {
+    readonly prefixOf: ReadonlyArray<string>
+    readonly lengths?: ReadonlyArray<number>
+    readonly errors: ReadonlyArray<ErrorMatch>
+  }
 }
 
 /**
@@ -240,11 +266,49 @@ const endless: MirrorServer.MirrorServerOptions = { reply: "tick ", chunkSize: 5
 
 const chatPath = "/api/openai/v1/chat/completions"
 
+/** The same difference in Chromium's page and in its worker: one network stack, one cookie jar. */
+const inChromium = (difference: Difference): Partial<Record<Runtime, Difference>> => ({
+  chromium: difference,
+  "chromium-worker": difference
+})
+
+/** The same difference on a runtime's main thread and in its worker. */
+const onBun = (difference: Difference): Partial<Record<Runtime, Difference>> => ({
+  bun: difference,
+  "bun-worker": difference
+})
+const onDeno = (difference: Difference): Partial<Record<Runtime, Difference>> => ({
+  deno: difference,
+  "deno-worker": difference
+})
+
 const gzipOnNode: Difference = {
   why:
     "undici's `request` (under @effect/platform-node) neither offers nor decodes gzip, so the mirror answers plain; " +
-    "fetch (Node's and Chromium's) offers gzip and decodes it",
+    "every fetch (Node's, Chromium's, Bun's, Deno's) offers gzip and decodes it",
   server: { gzip: false }
+}
+
+const presetInChromium: Difference = {
+  why:
+    "forbidden headers (origin, referer, sec-*, user-agent) are dropped by the transport and set by the " +
+    "browser: Origin and Referer are the page's, User-Agent and sec-ch-ua are Chromium's own; the preset's " +
+    "custom headers (plugins, usesearch, x-requested-with) are not CORS-safelisted, so the GET and the POST " +
+    "each need a preflight: a mirror without CORS cannot be used from a page at all",
+  server: {
+    preflights: 2,
+    headers: {
+      "x-conformance": "yes",
+      "x-requested-with": "XMLHttpRequest",
+      plugins: "0",
+      usesearch: "false",
+      "content-type": "application/json",
+      "user-agent": /HeadlessChrome\//,
+      "sec-ch-ua": /Chromium/,
+      origin: "{page}",
+      referer: "{page}/"
+    }
+  }
 }
 
 /**
@@ -337,11 +401,11 @@ export const cases: ReadonlyArray<Case> = [
           "offers nothing, so the mirror answers plain",
         server: { gzip: false }
       },
-      chromium: {
+      ...inChromium({
         why:
           "`accept-encoding` is a forbidden header: the transport drops the caller's, the browser sends its own " +
           "(`gzip, deflate, br, zstd`) and decodes"
-      }
+      })
     }
   },
   {
@@ -386,14 +450,12 @@ export const cases: ReadonlyArray<Case> = [
     mirror: { reply: plain, redirect: true, requireCookies: true },
     expect: { ok: true, text: plain },
     server: { cookies: true, gets: 2, posts: 1 },
-    differs: {
-      chromium: {
-        why:
-          "the browser follows the 302 itself and owns the cookies (sent with credentials: include; the page and the " +
-          "mirror are cross-origin but same-site, so SameSite=Lax cookies travel); the exact Cookie header is the " +
-          "browser's, the test still checks it holds exactly the mirror's cookies"
-      }
-    }
+    differs: inChromium({
+      why:
+        "the browser follows the 302 itself and owns the cookies (sent with credentials: include; the page and the " +
+        "mirror are cross-origin but same-site, so SameSite=Lax cookies travel); the exact Cookie header is the " +
+        "browser's, the test still checks it holds exactly the mirror's cookies"
+    })
   },
   {
     name: "cookies/whole",
@@ -422,20 +484,18 @@ export const cases: ReadonlyArray<Case> = [
     mirror: { reply: plain, requireCookies: true, cookies: ["sid=conformance-sid-7a42; Path=/; SameSite=None"] },
     expect: { ok: true, text: plain },
     server: { cookies: true, posts: 1 },
-    differs: {
-      chromium: {
-        why:
-          "Chromium rejects a `SameSite=None` cookie without `Secure`, so the POST carries none and the mirror " +
-          "answers 403; core re-initialises the cookies once (a second GET and POST), then fails with the 403. " +
-          "Core's own jar (tough-cookie) keeps such a cookie",
-        expect: {
-          ok: false,
-          text: undefined,
-          error: { _tag: "AllServersFailed", attempts: [{ error: { _tag: "HttpStatusError", status: 403 } }] }
-        },
-        server: { cookies: false, posts: 2, gets: 2 }
-      }
-    }
+    differs: inChromium({
+      why:
+        "Chromium rejects a `SameSite=None` cookie without `Secure`, so the POST carries none and the mirror " +
+        "answers 403; core re-initialises the cookies once (a second GET and POST), then fails with the 403. " +
+        "Core's own jar (tough-cookie) keeps such a cookie",
+      expect: {
+        ok: false,
+        text: undefined,
+        error: { _tag: "AllServersFailed", attempts: [{ error: { _tag: "HttpStatusError", status: 403 } }] }
+      },
+      server: { cookies: false, posts: 2, gets: 2 }
+    })
   },
   {
     name: "headers/preset",
@@ -459,26 +519,12 @@ export const cases: ReadonlyArray<Case> = [
       preflights: 0
     },
     differs: {
-      chromium: {
+      chromium: presetInChromium,
+      "chromium-worker": {
         why:
-          "forbidden headers (origin, referer, sec-*, user-agent) are dropped by the transport and set by the " +
-          "browser: Origin and Referer are the page's, User-Agent and sec-ch-ua are Chromium's own; the preset's " +
-          "custom headers (plugins, usesearch, x-requested-with) are not CORS-safelisted, so the GET and the POST " +
-          "each need a preflight: a mirror without CORS cannot be used from a page at all",
-        server: {
-          preflights: 2,
-          headers: {
-            "x-conformance": "yes",
-            "x-requested-with": "XMLHttpRequest",
-            plugins: "0",
-            usesearch: "false",
-            "content-type": "application/json",
-            "user-agent": /HeadlessChrome\//,
-            "sec-ch-ua": /Chromium/,
-            origin: "{page}",
-            referer: "{page}/"
-          }
-        }
+          "as in the page (the difference above), and Chromium sends no `sec-ch-ua` client hints from a worker (the page's requests carry " +
+          "them; the worker's, seen by the mirror, do not); Referer is still the page's origin",
+        server: { ...presetInChromium.server, headers: { ...presetInChromium.server?.headers, "sec-ch-ua": null } }
       }
     }
   },
@@ -558,12 +604,21 @@ export const cases: ReadonlyArray<Case> = [
     {
       server: { posts: 1 },
       differs: {
-        chromium: {
+        ...inChromium({
           why:
             "Chromium retries a request whose reused keep-alive socket is reset before any answer, so the mirror " +
             "sees the POST twice (undici never retries a POST); the caller still gets one TransportError",
           server: { posts: 2 }
-        }
+        }),
+        ...onDeno({
+          why:
+            "Deno's fetch, like Chromium, resends a request, POST included, when its reused keep-alive connection is " +
+            "reset before any answer, so the mirror sees the POST twice (the cookie `GET /` left the connection " +
+            "open); the caller still gets one TransportError. Raw `fetch` on Deno 2.9.6 (`test/raw-fetch.test.ts`), " +
+            "a `GET /` then the POST: 200 POSTs reached the mirror for 100 calls; without the GET (a fresh " +
+            "connection), 100 for 100; Node and Bun: one POST per call either way",
+          server: { posts: 2 }
+        })
       }
     }
   ),
@@ -656,7 +711,7 @@ export const cases: ReadonlyArray<Case> = [
       error: { _tag: "StreamInterrupted", deltas: 3, characters: 12 }
     },
     differs: {
-      chromium: {
+      ...inChromium({
         why:
           "Chromium errors the body stream as soon as it learns of the cut, and the Streams standard drops chunks " +
           "still queued in it: deltas that arrived with the cut may never reach script. The caller gets a prefix " +
@@ -673,7 +728,27 @@ export const cases: ReadonlyArray<Case> = [
             ]
           }
         }
-      }
+      }),
+      ...onBun({
+        why:
+          "Bun's fetch often errors the body of a stream cut right after three deltas without handing script any " +
+          "of them: the caller gets either the three deltas and a StreamInterrupted, or none and a TransportError " +
+          "that fails over. Raw `fetch` on Bun 1.4.4 (`test/raw-fetch.test.ts`), reading the body with " +
+          "`getReader()`: 35 of 100 bodies errored before their first event, 65 after all of them; on Node and " +
+          "Deno, 100 of 100 after all of them",
+        expect: {
+          pieces: undefined,
+          error: undefined,
+          cut: {
+            prefixOf: plainPieces.slice(0, 3),
+            lengths: [0, 3],
+            errors: [
+              { _tag: "StreamInterrupted", deltas: 3, characters: 12 },
+              { _tag: "AllServersFailed", attempts: [{ error: { _tag: "TransportError" } }] }
+            ]
+          }
+        }
+      })
     }
   },
   {

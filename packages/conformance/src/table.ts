@@ -15,7 +15,12 @@ export const end = "<!-- cases:end -->"
 const heading: Record<Runtime, string> = {
   node: "node (undici)",
   "fetch-node": "fetch on Node",
-  chromium: "fetch in Chromium"
+  chromium: "Chromium",
+  "chromium-worker": "Chromium worker",
+  bun: "Bun",
+  "bun-worker": "Bun worker",
+  deno: "Deno",
+  "deno-worker": "Deno worker"
 }
 
 const escapePipes = (text: string) => text.replace(/\|/g, "\\|")

@@ -42,6 +42,7 @@ export const verify = (
   if (error === undefined && cut === undefined) expect(outcome.error, shown).toBeUndefined()
   if (cut !== undefined) {
     expect(cut.prefixOf.slice(0, outcome.pieces.length), shown).toEqual(outcome.pieces)
+    if (cut.lengths !== undefined) expect(cut.lengths, shown).toContain(outcome.pieces.length)
     expect(outcome.error, shown).toBeDefined()
     expect(
       cut.errors.some((candidate) => matches(outcome.error, candidate)),
@@ -82,6 +83,6 @@ export const verify = (
     if (want === null) expect(got, name).toBeUndefined()
     else if (typeof want === "string") {
       expect(got, name).toBe(want.replace("{mirror}", target.url).replace("{page}", page?.origin ?? "{no page}"))
-    } else expect(got, name).toMatch(want)
+    } else expect(got, name).toEqual(expect.stringMatching(want))
   }
 }

@@ -47,6 +47,38 @@ const withoutForbidden = (headers: Headers.Headers): Headers.Headers => {
   return Headers.unsafeFromRecord(out)
 }
 
+type Location = { readonly origin?: string; readonly pathname?: string; readonly href?: string }
+
+const locationOf = (): Location | undefined => (globalThis as { location?: Location }).location
+
+/**
+ * Whether `HttpClient.make` would resolve every URL against a base that is not a URL. It resolves each request's
+ * URL, absolute ones too, against `location.origin + location.pathname` wherever a `location` exists; where the
+ * origin is opaque (a Deno worker loaded from a file: `location.origin` is the string "null") that base is
+ * "null/path/worker.js", and `new URL` throws for every request.
+ */
+const opaqueBase = (): boolean => {
+  const location = locationOf()
+  if (location?.origin === undefined || location.pathname === undefined) return false
+  try {
+    new URL(location.origin + location.pathname)
+    return false
+  } catch {
+    return true
+  }
+}
+
+/**
+ * The request's URL as `HttpClient.make` builds it (query parameters appended, hash set), except that an absolute
+ * URL stands alone and a relative one is resolved against `location.href`, as `fetch` itself does.
+ */
+const urlOf = (request: HttpClientRequest.HttpClientRequest): URL => {
+  const url = new URL(request.url, locationOf()?.href)
+  for (const [key, value] of request.urlParams) if (value !== undefined) url.searchParams.append(key, value)
+  if (request.hash._tag === "Some") url.hash = request.hash.value
+  return url
+}
+
 /**
  * `HttpClient` over `fetch`, as `@effect/platform`'s `FetchHttpClient` does it: a `FetchHttpClient.Fetch` or
  * `FetchHttpClient.RequestInit` in the caller's context wins over the options. Interruption aborts the fetch
@@ -99,9 +131,12 @@ export const make = (options: ClientOptions): HttpClient.HttpClient => {
     )
   }
 
-  // `url` comes from `HttpClient.make`, which resolves `request.url` against `location` where one exists: in a
-  // worker loaded from a file `location.origin` is "null", and every URL fails as `InvalidUrl` (a later issue).
-  const client = HttpClient.make((request, url, signal, fiber) => {
+  const dispatch = (
+    request: HttpClientRequest.HttpClientRequest,
+    url: URL,
+    signal: AbortSignal,
+    fiber: Fiber.RuntimeFiber<any, any>
+  ) => {
     const body = request.body
     switch (body._tag) {
       case "Raw":
@@ -116,7 +151,31 @@ export const make = (options: ClientOptions): HttpClient.HttpClient => {
       case "Empty":
         return send(request, url, signal, fiber, undefined)
     }
-  })
+  }
+
+  const platform = HttpClient.make(dispatch)
+  // Where `HttpClient.make` cannot build a URL at all (an opaque origin), the request is sent without it: this
+  // builds the URL and aborts the fetch on interruption; `HttpClient.make`'s tracing span and trace headers, and
+  // `HttpClient.withScope`, are not available there.
+  const client: HttpClient.HttpClient = HttpClient.makeWith(
+    Effect.flatMap((request: HttpClientRequest.HttpClientRequest) =>
+      opaqueBase()
+        ? Effect.withFiberRuntime<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError>((fiber) => {
+            let url: URL
+            try {
+              url = urlOf(request)
+            } catch (cause) {
+              return Effect.fail(new HttpClientError.RequestError({ request, reason: "InvalidUrl", cause }))
+            }
+            const controller = new AbortController()
+            return Effect.onInterrupt(dispatch(request, url, controller.signal, fiber), () =>
+              Effect.sync(() => controller.abort())
+            )
+          })
+        : platform.execute(request)
+    ),
+    Effect.succeed as HttpClient.HttpClient.Preprocess<never, never>
+  )
 
   return HttpClient.transformResponse(client, (effect) =>
     Effect.withFiberRuntime((fiber) =>

@@ -1,0 +1,4 @@
+// The conformance table on Bun (the fetch transport on Bun's fetch): its main thread and a module Web Worker.
+import { describeScripted } from "./scripted.js"
+
+describeScripted("bun")
