@@ -121,21 +121,41 @@ export const failureSmoothing = 0.2
 const MAX_SAMPLES = 256
 const MIN_SAMPLES = 20
 
+/**
+ * Options of `make` and `layer` beyond the pool's own.
+ * @since 0.5.0 @category models
+ */
+export interface MakeOptions {
+  /**
+   * What another pool measured (its `health`), to start from: a server of
+   * this pool found in it keeps its circuit (state, failures, when it
+   * reopens), last latency, last error, estimate and failure rate, so that a
+   * pool rebuilt with new options (a reloaded configuration) neither forgets
+   * a server it knows to be down nor its latency. Servers not in it start
+   * fresh; a half-open probe in flight is not carried over.
+   */
+  readonly seed?: ReadonlyArray<ServerHealth>
+}
+
 /** @internal */
-export const fromSettings = (settings: Settings): Service => {
+export const fromSettings = (settings: Settings, extra: MakeOptions = {}): Service => {
+  const seeded = new Map((extra.seed ?? []).map((h) => [h.server, h]))
   const circuits = new Map<string, Circuit>(
-    settings.servers.map((s) => [
-      s,
-      {
-        failures: 0,
-        openUntil: undefined,
-        probing: false,
-        lastLatencyMs: undefined,
-        lastError: undefined,
-        estimateMs: undefined,
-        failureRate: 0
-      }
-    ])
+    settings.servers.map((s) => {
+      const seed = seeded.get(s)
+      return [
+        s,
+        {
+          failures: seed?.failures ?? 0,
+          openUntil: seed?.openUntil,
+          probing: false,
+          lastLatencyMs: seed?.lastLatencyMs,
+          lastError: seed?.lastError,
+          estimateMs: seed?.estimateMs,
+          failureRate: seed?.failureRate ?? 0
+        }
+      ]
+    })
   )
   const cooldown = Duration.toMillis(settings.breaker.cooldown)
   const maxRetryAfter = Duration.toMillis(settings.breaker.maxRetryAfter)
@@ -262,9 +282,9 @@ export const fromSettings = (settings: Settings): Service => {
  * Builds a pool from the same options as `EasyChat.layer`.
  * @since 0.1.0 @category constructors
  */
-export const make = (options?: Options): Effect.Effect<Service, InvalidRequest> =>
-  Effect.map(resolve(options), fromSettings)
+export const make = (options?: Options, extra?: MakeOptions): Effect.Effect<Service, InvalidRequest> =>
+  Effect.map(resolve(options), (settings) => fromSettings(settings, extra))
 
 /** @since 0.1.0 @category layers */
-export const layer = (options?: Options): Layer.Layer<ServerPool, InvalidRequest> =>
-  Layer.effect(ServerPool, make(options))
+export const layer = (options?: Options, extra?: MakeOptions): Layer.Layer<ServerPool, InvalidRequest> =>
+  Layer.effect(ServerPool, make(options, extra))

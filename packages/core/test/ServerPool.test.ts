@@ -194,3 +194,29 @@ describe("circuit breaker", () => {
     })
   )
 })
+
+describe("seed", () => {
+  it.effect("a pool seeded with another's health keeps the circuits and estimates of the servers they share", () =>
+    Effect.gen(function* () {
+      const [a, b, c] = servers as [string, string, string]
+      const old = yield* ServerPool.make({ servers: [a, b], breaker: { failures: 1, cooldown: "10 seconds" } })
+      yield* old.onFailure(a, refused(a))
+      yield* old.onSuccess(b, 12, 40)
+      const pool = yield* ServerPool.make(
+        { servers: [a, b, c], breaker: { failures: 1, cooldown: "10 seconds" } },
+        { seed: yield* old.health }
+      )
+      const [ha, hb, hc] = yield* pool.health
+      expect(ha).toMatchObject({ server: a, state: "open", failures: 1, lastError: "TransportError", failureRate: 0.2 })
+      expect(hb).toMatchObject({ server: b, state: "closed", lastLatencyMs: 12, estimateMs: 40 })
+      expect(hc).toMatchObject({ server: c, state: "closed", failures: 0, estimateMs: undefined, failureRate: 0 })
+      // The open circuit is honoured: `a` is not chosen until its cooldown has passed.
+      for (let i = 0; i < 20; i++) expect(yield* choose(pool)).not.toBe(a)
+      yield* TestClock.adjust("10 seconds")
+      expect((yield* pool.health)[0]!.state).toBe("half-open")
+      // Unseeded, the same options start every server fresh.
+      const fresh = yield* ServerPool.make({ servers: [a, b, c] })
+      expect((yield* fresh.health).every((h) => h.state === "closed" && h.estimateMs === undefined)).toBe(true)
+    })
+  )
+})

@@ -9,10 +9,13 @@
  *
  * @since 0.1.0
  */
+import * as fs from "node:fs"
 import * as http from "node:http"
-import { EasyChat, type EasyChatError, InvalidRequest, Presets, type ServerPool } from "@easychat/core"
+import * as nodePath from "node:path"
+import { EasyChat, type EasyChatError, InvalidRequest, Presets, ServerPool } from "@easychat/core"
 import * as NodeTransport from "@easychat/transport-node"
 import type * as HttpApp from "@effect/platform/HttpApp"
+import type * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpServer from "@effect/platform/HttpServer"
 import type * as HttpServerError from "@effect/platform/HttpServerError"
@@ -26,11 +29,18 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import * as Ref from "effect/Ref"
+import * as Runtime from "effect/Runtime"
 import * as Scope from "effect/Scope"
 import * as Tracer from "effect/Tracer"
+import * as Config from "./Config.js"
 import * as internal from "./internal/app.js"
+import { KEY_RULE, keyProblem as keyRule } from "./internal/keys.js"
+import { DEFAULT_ROUTE, instrument, type Metrics, makeMetrics, metricsOf } from "./internal/metrics.js"
 import type { ErrorBody } from "./internal/openai.js"
 import { fromEasyChatError } from "./internal/openai.js"
+import * as routes from "./internal/routes.js"
 import { makeDrain, sliceBodies, watchSends } from "./internal/server.js"
 
 /**
@@ -93,6 +103,30 @@ export interface Options {
    * minute). Default `["gpt-3.5-turbo"]`.
    */
   readonly models?: ReadonlyArray<string>
+  /**
+   * Whether `GET /` serves a chat page: pick a model, chat with streamed
+   * replies (reasoning apart, a stop button) and watch the pool's health.
+   * It is served without a key (it holds no data) and asks the user for
+   * one, which it keeps in the tab's `sessionStorage`. Default `true`.
+   */
+  readonly page?: boolean
+  /**
+   * `GET /metrics`, the gateway's metrics in Prometheus' text format (see
+   * the README): behind the keys as every other endpoint (`"keyed"`, the
+   * default), without a key for a scraper that holds none (`"open"`;
+   * without keys the gateway still answers loopback hosts and `hostnames`
+   * only), or not served (`"off"`).
+   */
+  readonly metrics?: "open" | "keyed" | "off"
+  /**
+   * One line per request, written to Effect's `Console` (route it with
+   * `Effect.withConsole`): when it came, method, path (no query), route,
+   * model, status, outcome, duration, time to its status (a chat stream:
+   * its first delta), the server that answered, attempts and bytes, never
+   * a header. `"json"`: one object a line; `"text"`: `key=value` pairs;
+   * `"off"` (the default): none.
+   */
+  readonly accessLog?: "json" | "text" | "off"
   /** Called once the server listens, with its URL (e.g. `http://127.0.0.1:8080`). */
   readonly onListen?: (url: string) => void
 }
@@ -105,8 +139,6 @@ export type { ErrorBody }
 
 const fail = (field: string, rule: string) => Either.left(new InvalidRequest({ field, rule }))
 
-const KEY_RULE = "must be at least 16 characters, each printable ASCII other than space (e.g. openssl rand -hex 24)"
-
 /**
  * Why a key would be refused (a rule it breaks), or `undefined` when it is
  * accepted: at least 16 characters, each printable ASCII other than space.
@@ -114,8 +146,7 @@ const KEY_RULE = "must be at least 16 characters, each printable ASCII other tha
  * sent in a header. The key itself is never part of the answer.
  * @since 0.2.0 @category validation
  */
-export const keyProblem = (key: string): string | undefined =>
-  typeof key === "string" && key.length >= 16 && /^[\x21-\x7e]+$/.test(key) ? undefined : KEY_RULE
+export const keyProblem: (key: string) => string | undefined = keyRule
 
 /** Milliseconds of a duration option (a number of milliseconds or a `Duration`); `undefined` when invalid. */
 const millisOf = (input: unknown): number | undefined => {
@@ -139,6 +170,8 @@ interface Checked extends internal.Settings {
   readonly hostnames: ReadonlyArray<string>
   readonly sendTimeoutMs: number
   readonly drainTimeoutMs: number
+  readonly metrics: "open" | "keyed" | "off"
+  readonly accessLog: "json" | "text" | "off"
 }
 
 const check = (options: Options): Either.Either<Checked, InvalidRequest> =>
@@ -181,6 +214,14 @@ const check = (options: Options): Either.Either<Checked, InvalidRequest> =>
     }
     const allowRouting = options.allowRouting ?? false
     if (typeof allowRouting !== "boolean") return yield* fail("allowRouting", "must be a boolean")
+    const page = options.page ?? true
+    if (typeof page !== "boolean") return yield* fail("page", "must be a boolean")
+    const metrics = options.metrics ?? "keyed"
+    if (metrics !== "open" && metrics !== "keyed" && metrics !== "off")
+      return yield* fail("metrics", 'must be "open", "keyed" or "off"')
+    const accessLog = options.accessLog ?? "off"
+    if (accessLog !== "json" && accessLog !== "text" && accessLog !== "off")
+      return yield* fail("accessLog", 'must be "json", "text" or "off"')
     const models = options.models ?? ["gpt-3.5-turbo"]
     if (!isNonEmptyStrings(models) || models.length === 0) {
       return yield* fail("models", "must hold at least one model name")
@@ -195,12 +236,22 @@ const check = (options: Options): Either.Either<Checked, InvalidRequest> =>
       models,
       bodyTimeoutMs,
       allowRouting,
+      page,
       // A loopback address it is bound to other than the usual three (`127.0.0.2`) is this machine too.
       hostnames: [...hostnames.map((h) => h.trim().toLowerCase()), ...(isLoopback(host) ? [hostHeaderName(host)] : [])],
       sendTimeoutMs,
-      drainTimeoutMs
+      drainTimeoutMs,
+      metrics,
+      accessLog
     }
   })
+
+/** What the app measures, into `metrics` (the pools `start` builds count their attempts there too). */
+const observabilityOf = (settings: Checked, metrics: Metrics): internal.Observability => ({
+  metrics,
+  access: settings.metrics,
+  accessLog: settings.accessLog
+})
 
 /**
  * The gateway as an `HttpApp`, to mount in an Effect HTTP server of your own
@@ -216,7 +267,7 @@ export const make = (
   options: Options = {}
 ): Effect.Effect<HttpApp.Default<never, EasyChat.EasyChat | ServerPool.ServerPool>, InvalidRequest> =>
   Effect.flatMap(check(options), (settings) =>
-    Effect.map(Clock.currentTimeMillis, (now) => internal.make(settings, now))
+    Effect.map(Clock.currentTimeMillis, (now) => internal.make(settings, now, observabilityOf(settings, makeMetrics())))
   )
 
 /** Effect's default tracer, which records nothing. */
@@ -242,12 +293,20 @@ const urlOf = (address: HttpServer.Address): string =>
 /** The layer, with the grace period of the drain chosen when it closes (`Running.close`) rather than up front. */
 const layerWith = (
   options: Options,
-  graceOf: (settings: Checked) => number
+  graceOf: (settings: Checked) => number,
+  metrics?: Metrics,
+  router?: routes.Router<never>
 ): Layer.Layer<never, HttpServerError.ServeError | InvalidRequest, EasyChat.EasyChat | ServerPool.ServerPool> =>
   Layer.unwrapEffect(
     Effect.gen(function* () {
       const settings = yield* check(options)
-      const app = internal.make(settings, yield* Clock.currentTimeMillis)
+      const app = internal.make(
+        settings,
+        yield* Clock.currentTimeMillis,
+        // A pool made by `layerChat` brings the metrics its attempts are counted in.
+        observabilityOf(settings, metrics ?? metricsOf(yield* ServerPool.ServerPool) ?? makeMetrics()),
+        router
+      )
       const server = http.createServer()
       // `100 Continue` only once the request has passed its checks and its body is about to be read.
       server.on("checkContinue", internal.checkContinue)
@@ -306,6 +365,159 @@ export const layer = (
   layerWith(options, (settings) => settings.drainTimeoutMs)
 
 /**
+ * Options of `layerConfig` and of `start` with a configuration: the
+ * configuration or its file, and gateway options that take precedence over
+ * the file's (a test's `port: 0`, an `onListen`).
+ * @since 0.5.0 @category models
+ */
+export interface ConfigOptions extends Options {
+  /** A checked configuration (`Config.load`, `Config.parse`), or the path of its file. */
+  readonly config: Config.Config | string
+  /**
+   * Reload when the file changes (`fs.watch` on its folder, after 200 ms
+   * without another change). Default `false`: reload with `Routes.reload`
+   * (the CLI does on SIGHUP).
+   */
+  readonly watch?: boolean
+}
+
+/**
+ * The routes of a gateway started from a configuration.
+ * @since 0.5.0 @category models
+ */
+export interface RoutesService {
+  /**
+   * Reads the file again (or takes `config`), builds the new routes and
+   * swaps them in at once: requests that start afterwards use them, those
+   * in progress (open streams) finish on the routes they started with. A
+   * route whose pool is unchanged keeps it whole (breakers, estimates,
+   * cookies); a rebuilt pool keeps what was measured of servers it still
+   * has. A bad configuration fails with `InvalidConfig`, logged with each
+   * path and rule, and the routes in use stay. The gateway's own settings
+   * (host, port, keys, CORS, limits) apply at the next start.
+   */
+  readonly reload: (config?: Config.Config) => Effect.Effect<Config.Config, Config.InvalidConfig>
+  /** The configuration in use. */
+  readonly current: Effect.Effect<Config.Config>
+}
+
+/**
+ * The `RoutesService` of a gateway started with `layerConfig`.
+ * @since 0.5.0 @category tags
+ */
+export class Routes extends Context.Tag("@easychat/gateway/Routes")<Routes, RoutesService>() {}
+
+/** The gateway's options of a configuration, with `own` over them. */
+const optionsOf = (config: Config.Config, own: Options): Options => {
+  const { keys, ...file } = config.gateway
+  const defined = Object.fromEntries(Object.entries(own).filter(([, v]) => v !== undefined)) as Options
+  return { ...file, keys: keys.map(Redacted.value), ...defined }
+}
+
+/** Whether the gateway's own settings differ between two configurations (they apply at the next start). */
+const settingsChanged = (a: Config.Config, b: Config.Config) => {
+  const plain = (c: Config.Config) => JSON.stringify({ ...c.gateway, keys: c.gateway.keys.map(Redacted.value) })
+  return plain(a) !== plain(b)
+}
+
+/** Calls `reload` when the file changes, once changes have stopped for 200 ms. */
+const watchFile = (path: string, reload: Effect.Effect<unknown, unknown>) =>
+  Effect.gen(function* () {
+    const run = Runtime.runFork(yield* Effect.runtime<never>())
+    const name = nodePath.basename(path)
+    let timer: ReturnType<typeof setTimeout> | undefined
+    // The folder, not the file: editors replace a file (a rename), which ends a watch on the file itself.
+    yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        const watcher = fs.watch(nodePath.dirname(path), (_, changed) => {
+          if (changed !== null && changed !== name) return
+          clearTimeout(timer)
+          timer = setTimeout(() => run(Effect.ignore(reload)), 200)
+        })
+        watcher.on("error", () => {})
+        return watcher
+      }),
+      (watcher) =>
+        Effect.sync(() => {
+          clearTimeout(timer)
+          watcher.close()
+        })
+    )
+  })
+
+const layerConfigWith = (
+  options: ConfigOptions,
+  graceOf: (settings: Checked) => number,
+  metrics: Metrics
+): Layer.Layer<Routes, HttpServerError.ServeError | InvalidRequest | Config.InvalidConfig, HttpClient.HttpClient> =>
+  Layer.unwrapScoped(
+    Effect.gen(function* () {
+      const { config: source, watch, ...own } = options
+      const initial = typeof source === "string" ? yield* Config.load(source) : source
+      const file = typeof source === "string" ? source : source.file
+      // Reloads build their pools on the transport the gateway was given.
+      const transport = yield* Effect.context<HttpClient.HttpClient>()
+      const first = yield* routes.build(initial, undefined, metrics)
+      const table = yield* Ref.make(first)
+      const current = yield* Ref.make(initial)
+      const lock = yield* Effect.makeSemaphore(1)
+      const reload = (next?: Config.Config) =>
+        Effect.gen(function* () {
+          const config =
+            next ??
+            (file === undefined
+              ? yield* new Config.InvalidConfig({
+                  issues: [{ path: "", rule: "was not read from a file: give reload a configuration" }]
+                })
+              : yield* Config.load(file))
+          const built = yield* Effect.provide(routes.build(config, yield* Ref.get(table), metrics), transport)
+          yield* Ref.set(table, built)
+          if (settingsChanged(yield* Ref.get(current), config)) {
+            yield* Effect.logWarning(
+              "easychat gateway: host, port, keys, CORS and limits changed in the configuration; they apply at the next start"
+            )
+          }
+          yield* Ref.set(current, config)
+          yield* Effect.logInfo(
+            `easychat gateway: routes reloaded${file === undefined ? "" : ` from ${file}`}: ${built.routes.map((r) => r.name).join(", ")}`
+          )
+          return config
+        }).pipe(
+          lock.withPermits(1),
+          Effect.tapError((error) => Effect.logWarning(`easychat gateway: the routes in use stay; ${error.message}`))
+        )
+      if (watch === true && file !== undefined) yield* watchFile(file, reload())
+      const server = layerWith(optionsOf(initial, own), graceOf, metrics, routes.configured(table)).pipe(
+        // Routes bring their own pools; the app's own (read only by `/metrics` without routes) is the first route's.
+        Layer.provide(Layer.succeedContext(first.routes[0]!.context!))
+      )
+      return Layer.merge(server, Layer.succeed(Routes, { reload, current: Ref.get(current) }))
+    })
+  )
+
+/**
+ * Serves the gateway on Node from a configuration: one pool per route,
+ * built on the transport you provide, each request routed by its body's
+ * `model` (a model no route serves: 404 `model_not_found`), a route's
+ * `fallback` answering when its whole pool failed. `Routes` reloads it.
+ * Fails with `InvalidConfig` on a bad file, otherwise as `layer`.
+ *
+ * @example
+ * ```ts
+ * Gateway.layerConfig({ config: "easychat.yaml", watch: true }).pipe(
+ *   Layer.provide(NodeTransport.layer()),
+ *   Layer.launch,
+ *   NodeRuntime.runMain
+ * )
+ * ```
+ * @since 0.5.0 @category layers
+ */
+export const layerConfig = (
+  options: ConfigOptions
+): Layer.Layer<Routes, HttpServerError.ServeError | InvalidRequest | Config.InvalidConfig, HttpClient.HttpClient> =>
+  layerConfigWith(options, (settings) => settings.drainTimeoutMs, makeMetrics())
+
+/**
  * The status and OpenAI error body the gateway answers an easychat error
  * with: `InvalidRequest` 400, `AllServersFailed` and the upstream's faults
  * 502, `Timeout` 504; `code` is the error's tag.
@@ -327,6 +539,14 @@ export const errorOf = (error: EasyChatError): { readonly status: number; readon
 export interface StartOptions extends Options {
   readonly chat?: Presets.Options
   readonly transport?: NodeTransport.Options
+  /**
+   * Routes from a configuration (a `Config.Config` or the path of its file)
+   * instead of `chat`'s one pool; the file's gateway settings apply under
+   * these options. See `layerConfig`.
+   */
+  readonly config?: Config.Config | string
+  /** With `config` as a path: reload when the file changes (see `ConfigOptions.watch`). */
+  readonly watch?: boolean
 }
 
 /**
@@ -344,6 +564,8 @@ export interface Running {
    * the same promise.
    */
   readonly close: (options?: CloseOptions) => Promise<void>
+  /** Started with `config`: reloads the routes (see `RoutesService.reload`); rejects with `InvalidConfig`. */
+  readonly reload?: (config?: Config.Config) => Promise<Config.Config>
 }
 
 /**
@@ -362,6 +584,38 @@ const poolOptions = (chat: Presets.Options = {}): Presets.Options => ({
 })
 
 /**
+ * `EasyChat.layer(options)` for `Gateway.layer`: the same services, without
+ * the EasyChat preset's sampling defaults (as `start` builds its pool), and
+ * the pool's attempts, failures and failovers counted in the metrics and the
+ * access log of the gateway it is provided to. A pool built otherwise shows
+ * its health in the metrics, and no attempts.
+ *
+ * @example
+ * ```ts
+ * Gateway.layer({ port: 8080 }).pipe(
+ *   Layer.provide(Gateway.layerChat({ servers: ["http://127.0.0.1:11434/v1"] })),
+ *   Layer.provide(NodeTransport.layer()),
+ *   Layer.launch,
+ *   NodeRuntime.runMain
+ * )
+ * ```
+ * @since 0.5.0 @category layers
+ */
+export const layerChat = (
+  options: Presets.Options = {}
+): Layer.Layer<EasyChat.EasyChat | ServerPool.ServerPool, InvalidRequest, HttpClient.HttpClient> => {
+  const pool = poolOptions(options)
+  return Layer.effect(EasyChat.EasyChat, EasyChat.make(pool)).pipe(
+    Layer.provideMerge(
+      Layer.effect(
+        ServerPool.ServerPool,
+        Effect.map(ServerPool.make(pool), (made) => instrument(made, makeMetrics(), DEFAULT_ROUTE))
+      )
+    )
+  )
+}
+
+/**
  * Starts the gateway with the Node transport, for code that does not use
  * Effect. Rejects with `InvalidRequest` on bad options, or the `ServeError`
  * when the port cannot be bound.
@@ -375,9 +629,38 @@ const poolOptions = (chat: Presets.Options = {}): Presets.Options => ({
  * @since 0.1.0 @category constructors
  */
 export const start = async (options: StartOptions = {}): Promise<Running> => {
-  const { chat, transport, onListen, ...gateway } = options
+  const { chat, transport, onListen, config, watch, ...gateway } = options
   let url = ""
   let grace: number | undefined
+  // The gateway builds the pool: its attempts are counted in the gateway's metrics.
+  const metrics = makeMetrics()
+  if (config !== undefined) {
+    if (chat !== undefined) {
+      throw new InvalidRequest({ field: "config", rule: "replaces chat: give the routes' pools in it, or chat alone" })
+    }
+    const listen = (at: string) => {
+      url = at
+      onListen?.(at)
+    }
+    return started(
+      layerConfigWith(
+        { ...gateway, config, ...(watch === undefined ? {} : { watch }), onListen: listen },
+        (settings) => grace ?? settings.drainTimeoutMs,
+        metrics
+      ).pipe(Layer.provide(NodeTransport.layer(transport))),
+      () => url,
+      (drainTimeout) => (grace = drainTimeout)
+    )
+  }
+  const pool = poolOptions(chat)
+  const chatLayer = Layer.effect(EasyChat.EasyChat, EasyChat.make(pool)).pipe(
+    Layer.provideMerge(
+      Layer.effect(
+        ServerPool.ServerPool,
+        Effect.map(ServerPool.make(pool), (made) => instrument(made, metrics, DEFAULT_ROUTE))
+      )
+    )
+  )
   const live = layerWith(
     {
       ...gateway,
@@ -386,8 +669,22 @@ export const start = async (options: StartOptions = {}): Promise<Running> => {
         onListen?.(at)
       }
     },
-    (settings) => grace ?? settings.drainTimeoutMs
-  ).pipe(Layer.provide(EasyChat.layer(poolOptions(chat))), Layer.provide(NodeTransport.layer(transport)))
+    (settings) => grace ?? settings.drainTimeoutMs,
+    metrics
+  ).pipe(Layer.provide(chatLayer), Layer.provide(NodeTransport.layer(transport)))
+  return started(
+    live,
+    () => url,
+    (drainTimeout) => (grace = drainTimeout)
+  )
+}
+
+/** Builds a gateway's layer in a scope of its own, and the `Running` that closes it. */
+const started = async <ROut>(
+  live: Layer.Layer<ROut, unknown>,
+  url: () => string,
+  setGrace: (drainTimeout: number | undefined) => void
+): Promise<Running> => {
   const scope = Effect.runSync(Scope.make())
   const exit = await Effect.runPromiseExit(Layer.buildWithScope(live, scope))
   if (Exit.isFailure(exit)) {
@@ -399,7 +696,8 @@ export const start = async (options: StartOptions = {}): Promise<Running> => {
   const close = (closeOptions: CloseOptions = {}): Promise<void> => {
     if (closing !== undefined) return closing
     if (closeOptions.drainTimeout !== undefined) {
-      grace = millisOf(closeOptions.drainTimeout)
+      const grace = millisOf(closeOptions.drainTimeout)
+      setGrace(grace)
       if (grace === undefined) {
         return Promise.reject(
           new InvalidRequest({
@@ -412,5 +710,13 @@ export const start = async (options: StartOptions = {}): Promise<Running> => {
     closing = Effect.runPromise(Scope.close(scope, Exit.void))
     return closing
   }
-  return { url, close }
+  const context = exit.value as Context.Context<unknown>
+  const routesOf = Context.getOption(context as Context.Context<Routes>, Routes)
+  if (routesOf._tag === "None") return { url: url(), close }
+  const reload = async (config?: Config.Config) => {
+    const done = await Effect.runPromiseExit(routesOf.value.reload(config))
+    if (Exit.isSuccess(done)) return done.value
+    throw Cause.squash(done.cause)
+  }
+  return { url: url(), close, reload }
 }

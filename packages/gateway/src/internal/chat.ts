@@ -8,6 +8,7 @@ import * as Stream from "effect/Stream"
 import { clientSecrets } from "./auth.js"
 import { fromEasyChatError, makeChunkEvents } from "./openai.js"
 import { failed, invalid, type Limit, logged, type Resolved, readJsonObject, routable } from "./request.js"
+import { type Router, routed, withFallback } from "./routes.js"
 
 /** Waits for Node's next tick, where it writes what a response corked. */
 const nextTick = Effect.async<void>((resume) => {
@@ -29,11 +30,15 @@ export const sseHeaders = (server: string | undefined) => ({
  * answer is the upstream's: its whole body, or each of its chunks re-framed
  * as SSE.
  */
-export const makeChatCompletions = (settings: Resolved, limited: Limit) =>
+export const makeChatCompletions = <R>(settings: Resolved, limited: Limit, router: Router<R>) =>
   Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
     const secrets = () => clientSecrets(settings.keys, request.headers.authorization)
     return readJsonObject(request, settings).pipe(
-      Effect.flatMap((body) => limited(answer(routable(body, settings), secrets))),
+      Effect.flatMap((body) =>
+        routed(router, body, (table, route) =>
+          limited(withFallback(router, table, route, routable(body, settings), (input) => answer(input, secrets)))
+        )
+      ),
       Effect.catchAll((error) => failed(error, secrets()))
     )
   })

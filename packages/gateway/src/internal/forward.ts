@@ -18,6 +18,7 @@ import {
   respond,
   withoutRouting
 } from "./request.js"
+import { type Router, routed, withFallback } from "./routes.js"
 
 const isEventStream = (contentType: string) => contentType.toLowerCase().includes("text/event-stream")
 
@@ -28,7 +29,7 @@ const isEventStream = (contentType: string) => contentType.toLowerCase().include
  * the answer's status, content type and body come back as the upstream sent
  * them.
  */
-export const makeForward = (settings: Resolved, limited: Limit) =>
+export const makeForward = <R>(settings: Resolved, limited: Limit, router: Router<R>) =>
   Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
     const [path = "", query] = request.url.split("?", 2)
     const name = path.slice("/v1".length)
@@ -46,7 +47,13 @@ export const makeForward = (settings: Resolved, limited: Limit) =>
     return readJsonObject(request, settings).pipe(
       // The client's query goes on as it came (Azure's `?api-version=`).
       Effect.flatMap((body) =>
-        limited(forward(request, query === undefined ? name : `${name}?${query}`, withoutRouting(body), secrets))
+        routed(router, body, (table, route) =>
+          limited(
+            withFallback(router, table, route, withoutRouting(body), (input) =>
+              forward(request, query === undefined ? name : `${name}?${query}`, input, secrets)
+            )
+          )
+        )
       ),
       Effect.catchAll((error) => failed(error, secrets()))
     )

@@ -9,6 +9,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import { annotate } from "./metrics.js"
 import { type ApiError, apiError, fromEasyChatError } from "./openai.js"
 
 /** The checked options the app is built from; `app.ts` gives the optional ones their defaults. */
@@ -24,6 +25,8 @@ export interface Settings {
   readonly allowRouting?: boolean
   /** Host names served without keys besides the loopback ones, lower-case (default none). */
   readonly hostnames?: ReadonlyArray<string>
+  /** Whether `GET /` serves the chat page (default true). */
+  readonly page?: boolean
 }
 
 /** The settings as the handlers read them, every default applied. */
@@ -355,7 +358,10 @@ export const readJsonObject = (
         )
       )
     }
-    return isObject(body) ? Effect.succeed(body) : Effect.fail(invalid("request", "must be a JSON object"))
+    // The model asked for, for the metrics and the access log.
+    return isObject(body)
+      ? Effect.as(annotate({ model: body.model }), body)
+      : Effect.fail(invalid("request", "must be a JSON object"))
   })
 }
 
