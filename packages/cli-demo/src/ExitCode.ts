@@ -34,7 +34,8 @@ export const table: ReadonlyArray<readonly [code: number, meaning: string]> = [
   [allServersFailed, "all servers failed (each attempt is listed)"],
   [timeout, "timed out (--timeout total, or idle once the reply had begun)"],
   [streamInterrupted, "the reply stream was cut after it began"],
-  [interrupted, "interrupted by Ctrl-C"]
+  [interrupted, "interrupted by Ctrl-C"],
+  [terminated, "stopped by SIGTERM (the gateway drains and gives 0)"]
 ]
 
 /**

@@ -6,9 +6,9 @@
  *
  * @since 0.1.0
  */
-import { EasyChat, Presets, Strategy } from "@easychat/core"
+import type { Strategy } from "@easychat/core"
+import { EasyChat, Presets } from "@easychat/core"
 import { MirrorServer } from "@easychat/testkit"
-import * as Options from "@effect/cli/Options"
 import type * as HttpClient from "@effect/platform/HttpClient"
 import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
@@ -16,99 +16,19 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import { UsageError } from "./ExitCode.js"
+import * as internal from "./internal/poolOptions.js"
 
 /**
  * The presets `--preset` chooses from.
  * @since 0.2.0 @category models
  */
-export type PresetName = "easychat" | "nextchat" | "openai"
-
-const presetNames: ReadonlyArray<PresetName> = ["easychat", "nextchat", "openai"]
+export type PresetName = internal.PresetName
 
 /**
  * The `@effect/cli` options, to spread into a command's config.
  * @since 0.1.0 @category options
  */
-export const options = {
-  servers: Options.text("server").pipe(
-    Options.withAlias("s"),
-    Options.withDescription(
-      "A server base URL, optionally with ;weight=N (its share within its tier, default 1) and ;priority=N (its tier, default 0, lower first), e.g. --server 'http://a:8080;weight=3;priority=0'; repeat for a pool. Default: EASYCHAT_SERVERS (comma-separated, same syntax), or the EasyChat preset's seven mirrors."
-    ),
-    Options.repeated
-  ),
-  preset: Options.choice("preset", presetNames).pipe(
-    Options.withDescription(
-      "What the servers are: easychat (the public mirrors: browser-like headers, cookies from GET /, and in chat its sampling defaults), nextchat (a self-hosted NextChat: plain headers, access code) or openai (an OpenAI-compatible server: plain headers, /v1/chat/completions). Default: openai when --path (or EASYCHAT_PATH) is not NextChat's or a --server URL has a path such as /v1; else easychat for the EasyChat mirrors (no --server); else nextchat (--local included)."
-    ),
-    Options.optional
-  ),
-  pin: Options.text("pin").pipe(
-    Options.withDescription("Use only this server of the pool: an index (0-based) or one of its URLs."),
-    Options.optional
-  ),
-  strategy: Options.choice("strategy", Strategy.names).pipe(
-    Options.withDescription(
-      "How the next server is chosen: random (weighted), round-robin (ignores weights) or latency (the fastest measured time to first delta, with a little exploration). Default random; EASYCHAT_STRATEGY."
-    ),
-    Options.optional
-  ),
-  model: Options.text("model").pipe(
-    Options.withAlias("m"),
-    Options.withDescription("The model to ask for (default gpt-3.5-turbo; EASYCHAT_MODEL)."),
-    Options.optional
-  ),
-  path: Options.text("path").pipe(
-    Options.withDescription(
-      "The chat completions path on each server (default: the preset's, /api/openai/v1/chat/completions or /v1/chat/completions; a path other than NextChat's chooses --preset openai when none is given)."
-    ),
-    Options.optional
-  ),
-  timeouts: Options.text("timeout").pipe(
-    Options.withDescription(
-      "A phase limit as phase=duration: headers, first-token, idle or total, e.g. --timeout idle=10s --timeout total=2m (units ms, s, m, h). Repeatable."
-    ),
-    Options.repeated
-  ),
-  transport: Options.choice("transport", ["node", "fetch"]).pipe(
-    Options.withDescription("The HTTP client: node (undici, keep-alive pool, proxies) or fetch (Node's global fetch)."),
-    Options.withDefault("node" as const)
-  ),
-  proxy: Options.text("proxy").pipe(
-    Options.withDescription(
-      "A proxy URL (http, https, socks5), or env to use HTTP_PROXY, HTTPS_PROXY and NO_PROXY. Node transport only."
-    ),
-    Options.optional
-  ),
-  apiKey: Options.redacted("api-key").pipe(
-    Options.withDescription("Sent as Authorization: Bearer <key>; never printed. Prefer EASYCHAT_API_KEY."),
-    Options.optional
-  ),
-  accessCode: Options.redacted("access-code").pipe(
-    Options.withDescription(
-      "A self-hosted NextChat's access code (sent as Bearer nk-<code>); never printed. Prefer EASYCHAT_ACCESS_CODE."
-    ),
-    Options.optional
-  ),
-  local: Options.boolean("local").pipe(
-    Options.withDescription("Start the embedded test mirror in this process and use it as the only server.")
-  ),
-  verbose: Options.boolean("verbose").pipe(
-    Options.withAlias("v"),
-    Options.withDescription("Print each failed attempt, failover and breaker change on stderr, and stack traces.")
-  ),
-  hedgeAfter: Options.text("hedge-after").pipe(
-    Options.withDescription(
-      "Hedge slow first requests: when an attempt has no first delta after this long (300ms, 2s; a bare number is milliseconds) or after the pool's measured 95th percentile (auto), another starts on another server; the first to answer wins, the other is cancelled."
-    ),
-    Options.optional
-  ),
-  continueAfterCut: Options.boolean("continue-after-cut").pipe(
-    Options.withDescription(
-      "Continue a stream cut after its first delta on another server, asked to go on from the text so far (another generation; never once a tool call has begun)."
-    )
-  )
-} as const
+export const options = internal.options
 
 /**
  * What the options parse to.

@@ -5,7 +5,7 @@ import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { vi } from "vitest"
 
-// Each run starts a Node process that loads about 650 modules: on a busy machine that takes seconds.
+// Each run starts a Node process (a bundle, but a few hundred ms of CPU): on a busy machine that takes seconds.
 vi.setConfig({ testTimeout: 120_000, hookTimeout: 60_000 })
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
@@ -22,7 +22,7 @@ const newest = (dir: string): number =>
 
 // A stale binary would test yesterday's code.
 if (!fs.existsSync(bin) || fs.statSync(bin).mtimeMs < newest(path.join(root, "src"))) {
-  throw new Error("dist/bin.js is missing or older than src/: run `npx tsc -p tsconfig.build.json` first")
+  throw new Error("dist/bin.js is missing or older than src/: run `pnpm --filter @easychat/cli-demo build` first")
 }
 
 /** The parent's environment without any EASYCHAT_* variable, history off, no colour hints. */

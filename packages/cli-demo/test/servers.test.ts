@@ -37,6 +37,24 @@ describe("easychat servers", () => {
     }
   })
 
+  it.concurrent("--pin checks one server of the pool, by index or URL", async () => {
+    const pool = await MirrorPool.start(3)
+    try {
+      const servers = pool.urls.flatMap((url) => ["--server", url])
+      const byIndex = await run(["servers", ...servers, "--pin", "2", "--json"])
+      expect(byIndex.code).toBe(0)
+      expect(JSON.parse(byIndex.stdout).map((c: { server: string }) => c.server)).toEqual([pool.urls[2]])
+      const byUrl = await run(["servers", ...servers, "--pin", `${pool.urls[0]}/`, "--json"])
+      expect(JSON.parse(byUrl.stdout).map((c: { server: string }) => c.server)).toEqual([pool.urls[0]])
+      expect(pool.servers.map((s) => chatRequests(s.requests).length)).toEqual([1, 0, 1])
+      const wrong = await run(["servers", ...servers, "--pin", "3"])
+      expect(wrong.code).toBe(2)
+      expect(wrong.stderr).toContain("activeServer must be an index from 0 to 2")
+    } finally {
+      await pool.close()
+    }
+  })
+
   it.concurrent("--preset easychat initialises cookies before the check", async () => {
     const mirror = await MirrorServer.start()
     try {

@@ -5,6 +5,7 @@ import {
   type ChatDelta,
   HttpStatusError,
   InvalidRequest,
+  Strategy,
   StreamInterrupted,
   Timeout
 } from "@easychat/core"
@@ -13,6 +14,7 @@ import * as Either from "effect/Either"
 import { describe, expect, it } from "vitest"
 import * as ExitCode from "../src/ExitCode.js"
 import { isLoopback } from "../src/internal/gateway.js"
+import { strategyNames } from "../src/internal/poolOptions.js"
 import * as Printer from "../src/internal/printer.js"
 import { parseFault } from "../src/internal/serve.js"
 import { table } from "../src/internal/servers.js"
@@ -185,5 +187,11 @@ describe("the reply printer", () => {
     )
     // An empty reply still ends its line.
     expect(printed({ styled: false }, (p) => p.done(reply({}), false))).toBe("\n")
+  })
+})
+
+describe("--strategy", () => {
+  it("offers core's strategies (written out, so that --help does not load core)", () => {
+    expect([...strategyNames].sort()).toEqual([...Strategy.names].sort())
   })
 })

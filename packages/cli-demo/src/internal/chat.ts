@@ -8,6 +8,7 @@ import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as ExitCode from "../ExitCode.js"
 import * as PoolOptions from "../PoolOptions.js"
+import { LiteralPrompt } from "./context.js"
 import { runSession } from "./interactive.js"
 import * as Printer from "./printer.js"
 import { errorJson, reportError } from "./report.js"
@@ -27,11 +28,6 @@ export interface Parsed extends PoolOptions.Parsed {
   readonly json: boolean
 }
 
-/** Whether the command line had `--`: prompt words that look like options are then meant. */
-export class LiteralPrompt extends Context.Reference<LiteralPrompt>()("@easychat/cli-demo/LiteralPrompt", {
-  defaultValue: () => false
-}) {}
-
 /** What each call needs besides the messages. */
 export interface Turn {
   readonly chat: EasyChat.Service
@@ -43,8 +39,8 @@ export interface Turn {
   readonly attempts: Verbose.Attempts
 }
 
-/** The embedded mirror of `--local`: a little delay per delta so streaming shows. */
-const localMirror: PoolOptions.LocalMirror = { delayMs: 15 }
+/** The embedded mirror of `--local`: a little delay per delta so streaming shows (about 70 ms for its usual reply). */
+const localMirror: PoolOptions.LocalMirror = { delayMs: 10, chunkSize: 8 }
 
 export const run = (parsed: Parsed): Effect.Effect<void, ExitCode.Exit> => {
   const attempts: Verbose.Attempts = { failed: 0 }

@@ -1,13 +1,15 @@
 // `easychat gateway`: the OpenAI-compatible gateway of `@easychat/gateway` in
 // front of the pool, until the first SIGINT or SIGTERM, which drains it.
 import * as fs from "node:fs"
-import { EasyChat, ServerPool } from "@easychat/core"
+import { ServerPool } from "@easychat/core"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
 import * as ExitCode from "../ExitCode.js"
 import * as PoolOptions from "../PoolOptions.js"
+import { FirstSignal } from "./context.js"
 import { reportError } from "./report.js"
 import { bold, dim } from "./terminal.js"
 import * as Verbose from "./verbose.js"
@@ -20,22 +22,17 @@ export interface Parsed extends PoolOptions.Parsed {
   readonly cors: ReadonlyArray<string>
   readonly hostnames: ReadonlyArray<string>
   readonly allowRouting: boolean
+  readonly noPage: boolean
   readonly maxBodyBytes: Option.Option<number>
   readonly maxConcurrent: Option.Option<number>
   readonly bodyTimeout: Option.Option<string>
   readonly sendTimeout: Option.Option<string>
   readonly grace: Option.Option<string>
+  readonly metrics: "keyed" | "open" | "off"
+  readonly logFormat: "text" | "json" | "off"
+  /** `--config`: routes from a file instead of the pool options. */
+  readonly config: Option.Option<string>
 }
-
-/**
- * The first SIGINT or SIGTERM, for a command that stops cleanly on it (the
- * gateway drains, then exits 0). `Cli.run` provides it: while the command
- * waits on it, the first signal resolves it instead of interrupting the
- * command; a second signal still exits at once. Without `Cli.run`: never.
- */
-export class FirstSignal extends Context.Reference<FirstSignal>()("@easychat/cli-demo/FirstSignal", {
-  defaultValue: (): Effect.Effect<"SIGINT" | "SIGTERM"> => Effect.never
-}) {}
 
 /** 127.0.0.0/8, ::1 and localhost (in any case): reachable from this machine only. */
 export const isLoopback = (host: string): boolean => {
@@ -124,6 +121,7 @@ export const run = (parsed: Parsed): Effect.Effect<void, ExitCode.Exit> => {
         if (problem !== undefined) return yield* new ExitCode.UsageError({ reason: `${source}: a key ${problem}` })
       }
       const keys = sourced.map((k) => k.key)
+      if (Option.isSome(parsed.config)) return yield* serveConfig(parsed, parsed.config.value, keys)
       if (keys.length === 0 && !isLoopback(parsed.host)) {
         return yield* new ExitCode.UsageError({
           reason: `refusing to serve on ${parsed.host} without a key: set EASYCHAT_GATEWAY_KEYS or give --key-file PATH (or --key), or keep --host 127.0.0.1`
@@ -140,7 +138,8 @@ export const run = (parsed: Parsed): Effect.Effect<void, ExitCode.Exit> => {
       const pool = yield* PoolOptions.resolve(parsed)
       if (pool.local !== undefined) process.stderr.write(dim(`· local mirror on ${pool.local.url}\n`))
       // A gateway forwards what its clients sent: no preset's sampling defaults are added to their requests.
-      const chat = EasyChat.layer({ ...pool.options, defaults: {} }).pipe(Layer.provide(pool.transport))
+      // Built by the gateway's `layerChat`: its attempts are counted in /metrics and the access log.
+      const chat = Gateway.layerChat({ ...pool.options, defaults: {} }).pipe(Layer.provide(pool.transport))
       const gateway = Gateway.layer({
         port: parsed.port,
         host: parsed.host,
@@ -148,6 +147,9 @@ export const run = (parsed: Parsed): Effect.Effect<void, ExitCode.Exit> => {
         cors: parsed.cors,
         hostnames: parsed.hostnames,
         allowRouting: parsed.allowRouting,
+        page: !parsed.noPage,
+        metrics: parsed.metrics,
+        accessLog: parsed.logFormat,
         drainTimeout: grace,
         ...(bodyTimeout === undefined ? {} : { bodyTimeout }),
         ...(sendTimeout === undefined ? {} : { sendTimeout }),
@@ -199,6 +201,127 @@ export const run = (parsed: Parsed): Effect.Effect<void, ExitCode.Exit> => {
     Effect.provide(Verbose.layer(parsed.verbose, attempts))
   )
 }
+
+/** The pool options given on the command line, which `--config` replaces. */
+const poolFlags = (parsed: Parsed): ReadonlyArray<string> =>
+  [
+    parsed.servers.length > 0 && "--server",
+    Option.isSome(parsed.preset) && "--preset",
+    Option.isSome(parsed.pin) && "--pin",
+    Option.isSome(parsed.strategy) && "--strategy",
+    Option.isSome(parsed.model) && "--model",
+    Option.isSome(parsed.path) && "--path",
+    parsed.timeouts.length > 0 && "--timeout",
+    Option.isSome(parsed.apiKey) && "--api-key",
+    Option.isSome(parsed.accessCode) && "--access-code",
+    parsed.local && "--local",
+    parsed.hedgeAfter !== undefined && Option.isSome(parsed.hedgeAfter) && "--hedge-after",
+    parsed.continueAfterCut === true && "--continue-after-cut"
+  ].filter((flag): flag is string => typeof flag === "string")
+
+/**
+ * `--config FILE`: the routes of the file, its gateway settings under the
+ * flags given (`--port` and `--host` when they differ from their defaults;
+ * keys from --key, --key-file or EASYCHAT_GATEWAY_KEYS over the file's), the
+ * transport of `--transport`/`--proxy`; SIGHUP (and a change of the file)
+ * reloads the routes.
+ */
+const serveConfig = (parsed: Parsed, file: string, keys: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    const { Config, Gateway } = yield* Effect.promise(() => import("@easychat/gateway"))
+    const given = poolFlags(parsed)
+    if (given.length > 0) {
+      return yield* new ExitCode.UsageError({
+        reason: `--config describes the pools: ${given.join(", ")} cannot be given with it (put them in the file's routes)`
+      })
+    }
+    const config = yield* Effect.mapError(
+      Config.load(file),
+      (error) => new ExitCode.UsageError({ reason: error.message })
+    )
+    const host = parsed.host !== "127.0.0.1" ? parsed.host : (config.gateway.host ?? "127.0.0.1")
+    const port = parsed.port !== 8080 ? parsed.port : (config.gateway.port ?? 8080)
+    if (keys.length === 0 && config.gateway.keys.length === 0 && !isLoopback(host)) {
+      return yield* new ExitCode.UsageError({
+        reason: `refusing to serve on ${host} without a key: set keysEnv or keysFile in ${file}, EASYCHAT_GATEWAY_KEYS or --key-file PATH, or keep host 127.0.0.1`
+      })
+    }
+    const bodyTimeout = yield* durationOf("--body-timeout", parsed.bodyTimeout, false)
+    const sendTimeout = yield* durationOf("--send-timeout", parsed.sendTimeout, false)
+    const grace = (yield* durationOf("--grace", parsed.grace, true)) ?? config.gateway.drainTimeout ?? 10_000
+    const maxBodyBytes = yield* positive("--max-body-bytes", parsed.maxBodyBytes)
+    const maxConcurrent = yield* positive("--max-concurrent", parsed.maxConcurrent)
+    // Only the transport of the pool options applies: the routes are the file's.
+    const { transport } = yield* PoolOptions.resolve(parsed)
+    const gateway = Gateway.layerConfig({
+      config,
+      watch: true,
+      port,
+      host,
+      drainTimeout: grace,
+      page: !parsed.noPage,
+      metrics: parsed.metrics,
+      accessLog: parsed.logFormat,
+      ...(keys.length > 0 ? { keys } : {}),
+      ...(parsed.cors.length > 0 ? { cors: parsed.cors } : {}),
+      ...(parsed.hostnames.length > 0 ? { hostnames: parsed.hostnames } : {}),
+      ...(parsed.allowRouting ? { allowRouting: true } : {}),
+      ...(bodyTimeout === undefined ? {} : { bodyTimeout }),
+      ...(sendTimeout === undefined ? {} : { sendTimeout }),
+      ...(maxBodyBytes === undefined ? {} : { maxBodyBytes }),
+      ...(maxConcurrent === undefined ? {} : { maxConcurrent }),
+      onListen: (url) => {
+        const routes = config.routes.map((r) => `${r.name} (${r.models.join(", ")})`).join("; ")
+        process.stdout.write(
+          `Gateway listening on ${bold(url)}\n` +
+            dim(
+              `  ${config.routes.length} route(s) from ${file}: ${routes}\n  kill -HUP ${process.pid} or saving the file reloads them; Ctrl-C stops it (open requests get ${seconds(grace)} to finish).\n`
+            )
+        )
+      }
+    })
+    // SIGHUP reloads the routes; a bad file is reported and the routes in use stay.
+    const hangUp = Layer.scopedDiscard(
+      Effect.gen(function* () {
+        const routes = yield* Gateway.Routes
+        const run = Runtime.runFork(yield* Effect.runtime<never>())
+        const onHangUp = () => {
+          process.stderr.write(dim(`SIGHUP: reloading ${file}\n`))
+          run(
+            Effect.match(routes.reload(), {
+              onFailure: (error) => process.stderr.write(`${error.message}\nThe routes in use stay.\n`),
+              onSuccess: (next) => process.stderr.write(dim(`Routes: ${next.routes.map((r) => r.name).join(", ")}\n`))
+            })
+          )
+        }
+        yield* Effect.acquireRelease(
+          Effect.sync(() => process.on("SIGHUP", onHangUp)),
+          () => Effect.sync(() => process.off("SIGHUP", onHangUp))
+        )
+      })
+    )
+    const serving = Layer.launch(hangUp.pipe(Layer.provide(gateway), Layer.provide(transport))).pipe(
+      Effect.mapError((error) =>
+        error._tag === "ServeError"
+          ? new Error(`cannot listen on ${host}:${port}: ${describe(error.cause)}`)
+          : error._tag === "InvalidConfig"
+            ? new ExitCode.UsageError({ reason: error.message })
+            : error
+      )
+    )
+    const stopped = Effect.flatMap(yield* FirstSignal, (signal) =>
+      Effect.sync(() => {
+        process.stderr.write(
+          dim(
+            grace === 0
+              ? `${signal}: stopping at once.\n`
+              : `${signal}: no new connections; open requests get ${seconds(grace)} to finish (again to stop at once).\n`
+          )
+        )
+      })
+    )
+    return yield* Effect.raceFirst(serving, stopped)
+  })
 
 const watchBreakers = (pool: ServerPool.Service): Effect.Effect<never> =>
   Effect.gen(function* () {

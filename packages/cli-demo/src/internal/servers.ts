@@ -63,11 +63,13 @@ export const run = (parsed: Parsed): Effect.Effect<void, ExitCode.Exit> => {
     Effect.gen(function* () {
       const pool = yield* PoolOptions.resolve(parsed)
       // One attempt per check: each server is judged on its own.
-      const { activeServer: _, ...rest } = pool.options
+      const { activeServer, ...rest } = pool.options
       const options = { ...rest, maxAttempts: 1 }
       const context = yield* Layer.build(EasyChat.layer(options).pipe(Layer.provide(pool.transport)))
       const chat = Context.get(context, EasyChat.EasyChat)
-      const checks = yield* Effect.forEach(chat.pool.servers, (server) => check(chat, server), { concurrency: 8 })
+      // `--pin`: check that server only (an index or one of the pool's URLs, as for `chat`).
+      const servers = activeServer === undefined ? chat.pool.servers : [yield* chat.pool.pin(activeServer)]
+      const checks = yield* Effect.forEach(servers, (server) => check(chat, server), { concurrency: 8 })
       if (parsed.json) {
         process.stdout.write(`${JSON.stringify(checks)}\n`)
       } else {
