@@ -18,15 +18,15 @@
  */
 import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
-import { Presets, ServerPool } from "@easychat/core"
+import type { Presets } from "@easychat/core"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
-import * as Redacted from "effect/Redacted"
+import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import * as YAML from "yaml"
-import { keyProblem } from "./internal/keys.js"
+import { check } from "./internal/configCheck.js"
+import { issuesOf, syntax } from "./internal/configSyntax.js"
 
 const rule = (message: string) => ({ message: () => message })
 /** For unions and literals: one rule instead of one message per member. */
@@ -270,106 +270,10 @@ export interface ParseOptions {
   readonly file?: string
 }
 
-const pathText = (path: ReadonlyArray<PropertyKey>): string =>
-  path.reduce<string>(
-    (out, key) => (typeof key === "number" ? `${out}[${key}]` : out === "" ? String(key) : `${out}.${String(key)}`),
-    ""
-  )
-
-/** The closest of `names` to `name`, if it is a likely typo. */
-const closest = (name: string, names: ReadonlyArray<string>): string | undefined => {
-  const distance = (a: string, b: string) => {
-    const row = Array.from({ length: b.length + 1 }, (_, i) => i)
-    for (let i = 1; i <= a.length; i++) {
-      let previous = row[0]!
-      row[0] = i
-      for (let j = 1; j <= b.length; j++) {
-        const current = row[j]!
-        row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1))
-        previous = current
-      }
-    }
-    return row[b.length]!
-  }
-  let best: string | undefined
-  let bestDistance = 3
-  for (const candidate of names) {
-    const d = distance(name.toLowerCase(), candidate.toLowerCase())
-    if (d < bestDistance) {
-      best = candidate
-      bestDistance = d
-    }
-  }
-  return best
-}
-
-/** Schema's issues as one line each, where a union's members agree only on the deepest, most precise one. */
-const issuesOf = (error: ParseResult.ParseError): Array<Issue> => {
-  const raw = ParseResult.ArrayFormatter.formatErrorSync(error)
-  const out: Array<Issue> = []
-  const seen = new Set<string>()
-  for (const issue of raw) {
-    const path = pathText(issue.path)
-    // A union member that failed at this place while another got further: the deeper issue says more.
-    const deeper = raw.some(
-      (other) => other.path.length > issue.path.length && issue.path.every((key, i) => other.path[i] === key)
-    )
-    if (deeper || seen.has(path)) continue
-    seen.add(path)
-    let text = issue.message
-    if (issue._tag === "Unexpected") {
-      const known = [...issue.message.matchAll(/"([^"]+)"/g)].map((m) => m[1]!)
-      const key = String(issue.path.at(-1))
-      const guess = closest(key, known)
-      text = `is not a known key${guess === undefined ? "" : ` (did you mean ${guess}?)`}; known keys: ${known.join(", ")}`
-    } else if (issue._tag === "Missing") text = "is required"
-    else text = text.replace(/^Expected (.*), actual (.*)$/s, "must be $1 (got $2)")
-    out.push({ path, rule: text })
-  }
-  return out
-}
-
-/** Core's field names (`servers.0.weight`) as paths of the file (`servers[0].weight`). */
-const fieldPath = (field: string): string => field.replace(/\.(\d+)(?=\.|$)/g, "[$1]")
-
-const literalModel = (models: ReadonlyArray<string>) => models.find((m) => !m.includes("*"))
-
-/** The preset's values, then the route's. */
-const poolOf = (route: File["routes"][number]): Presets.Options => {
-  const preset = route.preset ?? "openai-compatible"
-  const model = route.model ?? literalModel(route.models)
-  const own: { -readonly [K in keyof Presets.Options]: Presets.Options[K] } = {}
-  if (route.servers !== undefined) own.servers = route.servers
-  if (route.path !== undefined) own.path = route.path
-  if (model !== undefined) own.model = model
-  if (route.headers !== undefined) own.headers = route.headers
-  if (route.cookieInit !== undefined) own.cookieInit = route.cookieInit
-  if (route.strategy !== undefined) own.strategy = route.strategy
-  if (route.maxAttempts !== undefined) own.maxAttempts = route.maxAttempts
-  if (route.breaker !== undefined) own.breaker = route.breaker
-  if (route.timeouts !== undefined) own.timeouts = route.timeouts
-  if (route.hedge !== undefined) own.hedge = route.hedge
-  if (route.continueAfterCut !== undefined) own.continueAfterCut = route.continueAfterCut
-  if (route.maxEventSize !== undefined) own.maxEventSize = route.maxEventSize
-  if (route.maxReplySize !== undefined) own.maxReplySize = route.maxReplySize
-  // The presets' values are plain data; the gateway sends only what clients send (no sampling defaults).
-  const base: Presets.Options =
-    preset === "easychat"
-      ? { ...presets.easyChat, defaults: {} }
-      : preset === "nextchat"
-        ? { ...presets.nextChat, defaults: {} }
-        : { ...presets.openAICompatible, defaults: {} }
-  return { ...base, ...own }
-}
-
-/** The presets' values; a route names its servers, except `easychat`'s public mirrors. */
-const presets = (() => {
-  const { servers: _, ...openAICompatible } = Presets.openAICompatible("http://127.0.0.1")
-  const { servers: __, ...nextChat } = Presets.nextChat("http://127.0.0.1")
-  return { easyChat: Presets.easyChat, openAICompatible, nextChat }
-})()
-
-/** Whether `pattern` (`*` for any text) matches `model`. */
+/**
+ * Whether `pattern` (`*` for any text) matches `model`.
+ * @since 0.5.0 @category utils
+ */
 export const matches = (pattern: string, model: string): boolean => {
   if (!pattern.includes("*")) return pattern === model
   const parts = pattern.split("*")
@@ -377,158 +281,9 @@ export const matches = (pattern: string, model: string): boolean => {
   return new RegExp(`^${escaped.join(".*")}$`, "s").test(model)
 }
 
-const keysOfText = (text: string): Array<string> =>
-  text
-    .split(/[,\r\n]/)
-    .map((k) => k.trim())
-    .filter((k) => k !== "" && !k.startsWith("#"))
-
-/** The checks that span the file (names, models, fallbacks), the environment and core's own rules. */
-const check = (file: File, options: ParseOptions): Effect.Effect<Config, InvalidConfig> =>
-  Effect.gen(function* () {
-    const env = options.env ?? process.env
-    const issues: Array<Issue> = []
-    const names = new Map<string, number>()
-    const literals = new Map<string, number>()
-    const routes: Array<Route> = []
-    for (const [i, route] of file.routes.entries()) {
-      const at = `routes[${i}]`
-      const name = route.name ?? route.models[0]!
-      const twin = names.get(name)
-      if (twin !== undefined) {
-        issues.push({
-          path: `${at}.${route.name === undefined ? "models[0]" : "name"}`,
-          rule: `names the route ${JSON.stringify(name)} as routes[${twin}] does (a route without a name is named after its first model); give one of them a name`
-        })
-      } else names.set(name, i)
-      for (const [j, model] of route.models.entries()) {
-        if (model.includes("*")) continue
-        const other = literals.get(model)
-        if (other !== undefined && other !== i) {
-          issues.push({ path: `${at}.models[${j}]`, rule: `${model} is already served by routes[${other}]` })
-        } else literals.set(model, i)
-      }
-      const secret = (field: "apiKeyEnv" | "accessCodeEnv") => {
-        const variable = route[field]
-        if (variable === undefined) return undefined
-        const value = env[variable]
-        if (value === undefined || value === "") {
-          issues.push({ path: `${at}.${field}`, rule: `names ${variable}, which is not set in the environment` })
-          return undefined
-        }
-        return Redacted.make(value)
-      }
-      const apiKey = secret("apiKeyEnv")
-      const accessCode = secret("accessCodeEnv")
-      const pool = poolOf(route)
-      if (route.servers === undefined && route.preset !== "easychat") {
-        issues.push({ path: `${at}.servers`, rule: "is required (only the easychat preset has servers of its own)" })
-      } else {
-        // Core's own rules (URLs, headers, durations, hedging): the pool is built as the gateway will build it.
-        const built = Effect.runSync(
-          Effect.either(
-            ServerPool.make({
-              ...pool,
-              ...(apiKey === undefined ? {} : { apiKey: Redacted.value(apiKey) }),
-              ...(accessCode === undefined ? {} : { accessCode: Redacted.value(accessCode) })
-            })
-          )
-        )
-        if (Either.isLeft(built)) {
-          const field = built.left.field
-          const path = field === "apiKey" ? "apiKeyEnv" : field === "accessCode" ? "accessCodeEnv" : fieldPath(field)
-          issues.push({ path: `${at}.${path}`, rule: built.left.rule })
-        }
-      }
-      routes.push({ name, models: route.models, fallback: route.fallback, pool, apiKey, accessCode })
-    }
-    for (const [i, route] of routes.entries()) {
-      if (route.fallback === undefined) continue
-      if (!names.has(route.fallback)) {
-        issues.push({
-          path: `routes[${i}].fallback`,
-          rule: `names no route: ${JSON.stringify(route.fallback)} (routes: ${[...names.keys()].join(", ")})`
-        })
-        continue
-      }
-      // Following fallbacks from this route must end: a cycle would send a failing request round forever.
-      const chain = [route.name]
-      let next: string | undefined = route.fallback
-      while (next !== undefined) {
-        if (chain.includes(next)) {
-          if (next === route.name) {
-            issues.push({ path: `routes[${i}].fallback`, rule: `makes a cycle: ${[...chain, next].join(" → ")}` })
-          }
-          break
-        }
-        chain.push(next)
-        next = routes[names.get(next)!]?.fallback
-      }
-    }
-    const keys: Array<Redacted.Redacted<string>> = []
-    if (file.keysEnv !== undefined) {
-      const value = env[file.keysEnv]
-      if (value === undefined || value.trim() === "") {
-        issues.push({ path: "keysEnv", rule: `names ${file.keysEnv}, which is not set in the environment` })
-      } else {
-        for (const [i, key] of keysOfText(value).entries()) {
-          const problem = keyProblem(key)
-          if (problem !== undefined) issues.push({ path: "keysEnv", rule: `${file.keysEnv}: key ${i + 1} ${problem}` })
-          else keys.push(Redacted.make(key))
-        }
-      }
-    }
-    if (file.keysFile !== undefined) {
-      const where = nodePath.resolve(options.dir ?? ".", file.keysFile)
-      const text = yield* Effect.either(
-        Effect.tryPromise({ try: () => fs.readFile(where, "utf8"), catch: (e) => (e as NodeJS.ErrnoException).code })
-      )
-      if (Either.isLeft(text)) issues.push({ path: "keysFile", rule: `cannot be read (${text.left ?? "error"})` })
-      else {
-        for (const [i, line] of text.right.split(/\r?\n/).entries()) {
-          const key = line.trim()
-          if (key === "" || key.startsWith("#")) continue
-          const problem = keyProblem(key)
-          if (problem !== undefined) issues.push({ path: "keysFile", rule: `line ${i + 1}: the key ${problem}` })
-          else keys.push(Redacted.make(key))
-        }
-      }
-    }
-    if (issues.length > 0) return yield* new InvalidConfig({ ...fileField(options), issues })
-    const { routes: _, keysEnv: __, keysFile: ___, ...gateway } = file
-    return { routes, gateway: { ...gateway, keys }, file: options.file }
-  })
-
 const fileField = (options: ParseOptions) => (options.file === undefined ? {} : { file: options.file })
 
 const decodeFile = Schema.decodeUnknownEither(File, { errors: "all", onExcessProperty: "error" })
-
-/** Line and column (from 1) of an offset. */
-const lineOf = (text: string, offset: number) => {
-  const before = text.slice(0, offset).split("\n")
-  return `line ${before.length}, column ${before.at(-1)!.length + 1}`
-}
-
-const syntax = (text: string, format: Format): Either.Either<unknown, Issue> => {
-  if (format === "json") {
-    try {
-      return Either.right(JSON.parse(text))
-    } catch (error) {
-      const offset = /position (\d+)/.exec(String((error as Error).message))
-      const where = offset === null ? "" : `${lineOf(text, Number(offset[1]))}: `
-      return Either.left({ path: "", rule: `${where}not valid JSON (${(error as Error).message})` })
-    }
-  }
-  const document = YAML.parseDocument(text)
-  const first = document.errors[0]
-  if (first !== undefined) {
-    const at = first.linePos?.[0]
-    const where = at === undefined ? "" : `line ${at.line}, column ${at.col}: `
-    const what = first.message.split("\n")[0]!.replace(/ at line \d+, column \d+:?$/, "")
-    return Either.left({ path: "", rule: `${where}not valid YAML (${what})` })
-  }
-  return Either.right(document.toJS())
-}
 
 /**
  * Checks a configuration's text: its syntax, the schema (unknown keys are
@@ -550,7 +305,7 @@ export const parse = (text: string, format: Format, options: ParseOptions = {}):
     const decoded = decodeFile(value.right)
     return Either.isLeft(decoded)
       ? Effect.fail(new InvalidConfig({ ...fileField(options), issues: issuesOf(decoded.left) }))
-      : check(decoded.right, options)
+      : Effect.mapError(check(decoded.right, options), (issues) => new InvalidConfig({ ...fileField(options), issues }))
   })
 
 /**

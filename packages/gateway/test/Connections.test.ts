@@ -158,3 +158,68 @@ describe("limits", () => {
     })
   })
 })
+
+describe("keep-alive", () => {
+  /** A request on `agent`: its status, `Connection` header, and whether it went on a socket used before. */
+  const onAgent = (
+    agent: http.Agent,
+    url: string,
+    init: { method?: string; headers?: Record<string, string>; body?: Buffer } = {}
+  ) =>
+    new Promise<{ status: number; connection: string | undefined; reused: boolean }>((resolve, reject) => {
+      const request = http.request(
+        url,
+        { method: init.method ?? "GET", headers: init.headers ?? {}, agent },
+        (response) => {
+          response.resume()
+          response.on("end", () =>
+            resolve({
+              status: response.statusCode ?? 0,
+              connection: response.headers.connection,
+              reused: request.reusedSocket
+            })
+          )
+        }
+      )
+      // The gateway may close before the whole body is written: that is the point of a refusal.
+      request.on("error", (error) => ((error as NodeJS.ErrnoException).code === "EPIPE" ? undefined : reject(error)))
+      request.end(init.body)
+    })
+
+  it("keeps the connection of a request without a body, and closes one whose body was left unread", async () => {
+    const key = "keep-alive-test-key-0123456789"
+    await withGateway(1, { keys: [key] }, async ({ gateway }) => {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+      const sockets = new Set<unknown>()
+      agent.on("free", (socket) => sockets.add(socket))
+      try {
+        const auth = { authorization: `Bearer ${key}` }
+        // Answered at once, before Node marks the request complete: nothing is unread, the socket stays.
+        const first = await onAgent(agent, `${gateway.url}/health`, { headers: auth })
+        const second = await onAgent(agent, `${gateway.url}/health`, { headers: auth })
+        const page = await onAgent(agent, `${gateway.url}/`)
+        expect([first.status, second.status, page.status]).toEqual([200, 200, 200])
+        expect([first.reused, second.reused, page.reused]).toEqual([false, true, true])
+        expect([first.connection, second.connection, page.connection]).toEqual([
+          "keep-alive",
+          "keep-alive",
+          "keep-alive"
+        ])
+        expect(sockets.size).toBe(1)
+        // Refused before its 2 MiB body was read: the connection ends rather than drain the body.
+        const refused = await onAgent(agent, `${gateway.url}/v1/chat/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: Buffer.alloc(2 * 1024 * 1024, 0x20)
+        })
+        expect(refused.status).toBe(401)
+        expect(refused.connection).toBe("close")
+        expect(refused.reused).toBe(true)
+        const after = await onAgent(agent, `${gateway.url}/health`, { headers: auth })
+        expect(after).toEqual({ status: 200, connection: "keep-alive", reused: false })
+      } finally {
+        agent.destroy()
+      }
+    })
+  })
+})

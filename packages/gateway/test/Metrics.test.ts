@@ -18,6 +18,7 @@ import {
   makeRegistry
 } from "../src/internal/metrics.js"
 import { postJson, raw, withGateway } from "./fixtures.js"
+import { list, parse as parseConfig } from "./routes.js"
 
 /** A POST whose answer's head has come; `rest` is its whole body once it ends. */
 const streaming = (url: string, body: unknown) =>
@@ -362,6 +363,77 @@ describe("GET /metrics", () => {
         }
       )
     )
+  )
+
+  it.live("counts a scripted run over routes exactly: a fallback's failovers under the route that failed", () =>
+    Effect.promise(async () => {
+      const mirrors = await MirrorPool.start([
+        { fault: { kind: "status", status: 503 } },
+        { fault: { kind: "status", status: 503 } },
+        {}
+      ])
+      const [bad1, bad2, good] = mirrors.urls as [string, string, string]
+      const gateway = await Gateway.start({
+        port: 0,
+        config: await parseConfig(`
+routes:
+  - name: primary
+    models: [llama3.2]
+    servers: ${list([bad1, bad2])}
+    breaker: { failures: 10 }
+    fallback: backup
+  - name: backup
+    models: [gpt-3.5-turbo]
+    servers: ${list([good])}
+`)
+      })
+      try {
+        const url = `${gateway.url}/v1/chat/completions`
+        const ask = (model: string, stream: boolean) =>
+          postJson(url, { model, messages: [{ role: "user", content: "Hi" }], stream })
+        const statuses = [
+          (await ask("llama3.2", false)).status,
+          (await ask("llama3.2", true)).status,
+          (await ask("gpt-3.5-turbo", false)).status,
+          (await ask("mistral", false)).status
+        ]
+        expect(statuses).toEqual([200, 200, 200, 404])
+        const posts = (i: number) => mirrors.servers[i]!.requests.filter((r) => r.method === "POST").length
+        expect([posts(0), posts(1), posts(2)]).toEqual([2, 2, 3])
+        const m = parse((await raw(`${gateway.url}/metrics`)).text)
+        const requests = (route: string, status: string, outcome: string) =>
+          sampleOf(m, "easychat_gateway_requests_total", { route, status, outcome })
+        expect(requests("primary", "200", "ok")).toBe(2)
+        expect(requests("backup", "200", "ok")).toBe(1)
+        expect(requests("none", "404", "client_error")).toBe(1)
+        expect(sumOf(m, "easychat_gateway_requests_total")).toBe(4)
+        for (const server of [bad1, bad2]) {
+          expect(sampleOf(m, "easychat_upstream_attempts_total", { route: "primary", server, outcome: "error" })).toBe(
+            2
+          )
+          expect(
+            sampleOf(m, "easychat_upstream_failures_total", { route: "primary", server, error: "HttpStatusError" })
+          ).toBe(2)
+        }
+        expect(sampleOf(m, "easychat_upstream_attempts_total", { route: "backup", server: good, outcome: "ok" })).toBe(
+          3
+        )
+        expect(sumOf(m, "easychat_upstream_attempts_total")).toBe(posts(0) + posts(1) + posts(2))
+        // Each request to primary: its first server failed over to its second, the second to the fallback route.
+        expect(sumOf(m, "easychat_upstream_failovers_total", { route: "primary" })).toBe(4)
+        expect(sumOf(m, "easychat_upstream_failovers_total", { route: "backup" })).toBe(0)
+        expect(sumOf(m, "easychat_upstream_failovers_total")).toBe(4)
+        expect(sampleOf(m, "easychat_gateway_request_duration_seconds_count", { route: "primary" })).toBe(2)
+        expect(sampleOf(m, "easychat_gateway_request_duration_seconds_count", { route: "backup" })).toBe(1)
+        expect(sampleOf(m, "easychat_gateway_first_delta_seconds_count", { route: "primary" })).toBe(1)
+        expect(sampleOf(m, "easychat_upstream_circuit_state", { route: "backup", server: good, state: "closed" })).toBe(
+          1
+        )
+      } finally {
+        await gateway.close({ drainTimeout: 0 })
+        await mirrors.close()
+      }
+    })
   )
 
   it.live("counts a stream open while it is sent", () =>

@@ -1,9 +1,11 @@
 import { existsSync } from "node:fs"
 import { fileURLToPath } from "node:url"
-import { Fixtures, Mirror } from "@easychat/testkit"
+import { Fixtures, Mirror, MirrorPool } from "@easychat/testkit"
 import type { Browser, Page } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { Gateway } from "../src/index.js"
 import { chatRequests, expectedReply, raw, withGateway } from "./fixtures.js"
+import { list, parse } from "./routes.js"
 
 const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium"
 const ci = process.env.CI !== undefined && process.env.CI !== "" && process.env.CI !== "false"
@@ -283,6 +285,64 @@ describe.skipIf(!haveChromium && !ci)("the chat page in Chromium", () => {
           )
       )
     })
+  })
+
+  it("shows one table per route of a real configuration, and turns a route's failing server red", async () => {
+    const mirrors = await MirrorPool.start([{ fault: { kind: "status", status: 503 } }, {}, {}])
+    const [bad, good, other] = mirrors.urls as [string, string, string]
+    const gateway = await Gateway.start({
+      port: 0,
+      keys,
+      config: await parse(`
+routes:
+  - name: local
+    models: [llama3.2]
+    servers: ${list([bad, good])}
+    strategy: round-robin
+    breaker: { failures: 1 }
+  - name: cloud
+    models: [gpt-4o-mini]
+    servers: ${list([other])}
+`)
+    })
+    try {
+      await open(`${gateway.url}/`, KEY, async (tab) => {
+        const row = (server: string) => tab.locator(`#pools tr[data-server="${server}"]`)
+        await row(other).waitFor()
+        expect(await tab.locator("#model option").allTextContents()).toEqual(["llama3.2", "gpt-4o-mini"])
+        expect(await tab.locator("#pools h3").allTextContents()).toEqual(["local ok", "cloud ok"])
+        expect(await tab.locator("#pools table").count()).toBe(2)
+        const serversOf = (table: number) =>
+          tab
+            .locator("#pools table")
+            .nth(table)
+            .locator("tbody tr")
+            .evaluateAll((trs) => trs.map((tr) => (tr as HTMLElement).dataset.server))
+        expect(await serversOf(0)).toEqual([bad, good])
+        expect(await serversOf(1)).toEqual([other])
+        await tab.selectOption("#model", "llama3.2")
+        await send(tab, "Hello gateway")
+        await finished(tab)
+        expect(await answerText(tab)).toBe(expectedReply)
+        // The local route failed over from its first server, whose breaker opened: red in its route's table.
+        await tab.waitForSelector(`#pools tr.open[data-server="${bad}"]`, { timeout: 5_000 })
+        expect(await tab.locator("#pools h3").allTextContents()).toEqual(["local degraded", "cloud ok"])
+        expect(await row(bad).locator(".error").textContent()).toBe("HttpStatusError")
+        expect(
+          await row(bad)
+            .locator("td")
+            .first()
+            .evaluate((td) => getComputedStyle(td).color)
+        ).toBe("rgb(198, 40, 40)")
+        expect(await row(good).getAttribute("data-state")).toBe("closed")
+        expect(await row(other).getAttribute("data-state")).toBe("closed")
+        expect(await tab.locator("#status .badge").textContent()).toBe("degraded")
+        expect(chatRequests(mirrors.servers[2]!)).toHaveLength(0)
+      })
+    } finally {
+      await gateway.close({ drainTimeout: 0 })
+      await mirrors.close()
+    }
   })
 
   it("asks for the key: without it the 401 message shows, with it the page works", async () => {

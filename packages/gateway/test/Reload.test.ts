@@ -5,7 +5,7 @@ import { Mirror, MirrorPool } from "@easychat/testkit"
 import OpenAI from "openai"
 import { describe, expect, it } from "vitest"
 import { Gateway } from "../src/index.js"
-import { chatRequests, messages, postJson, raw } from "./fixtures.js"
+import { chatRequests, expectedReply, messages, postJson, raw } from "./fixtures.js"
 import { list, parse } from "./routes.js"
 
 const route = (name: string, models: ReadonlyArray<string>, servers: ReadonlyArray<string>, extra = "") => `
@@ -53,6 +53,48 @@ describe("reload", () => {
       expect(text).toBe(`Echo: Hello gateway\n${Mirror.defaultSentence}`)
       expect((await slow.closed).finished).toBe(true)
       expect(chatRequests(pool.servers[0]!)).toHaveLength(1)
+    } finally {
+      await gateway.close({ drainTimeout: 0 })
+      await pool.close()
+    }
+  })
+
+  it("lets streams finish whole on a route the reload removes and on one it rebuilds; the removed model is then a 404", async () => {
+    // Two slow streams: 20 deltas, 40 ms apart.
+    const pool = await MirrorPool.start([{ delayMs: 40, chunkSize: 2 }, { delayMs: 40, chunkSize: 2 }, {}])
+    const [a, c, b] = pool.urls as [string, string, string]
+    const gateway = await Gateway.start({
+      port: 0,
+      config: await parse(routes(route("m", ["m"], [a]), route("gone", ["g"], [c])))
+    })
+    try {
+      const client = clientOf(gateway)
+      const open = await Promise.all(
+        ["m", "g"].map(async (model) => {
+          const iterator = (await client.chat.completions.create({ model, messages, stream: true }))[
+            Symbol.asyncIterator
+          ]()
+          const first = await iterator.next()
+          return { iterator, text: first.value?.choices[0]?.delta.content ?? "" }
+        })
+      )
+      await gateway.reload!(await parse(routes(route("m", ["m"], [b]))))
+      expect((await postJson(`${gateway.url}/v1/chat/completions`, { model: "g", messages })).status).toBe(404)
+      expect((await postJson(`${gateway.url}/v1/chat/completions`, { model: "m", messages })).status).toBe(200)
+      expect(chatRequests(pool.servers[2]!)).toHaveLength(1)
+      const texts = await Promise.all(
+        open.map(async ({ iterator, text }) => {
+          for (let next = await iterator.next(); next.done !== true; next = await iterator.next()) {
+            text += next.value.choices[0]?.delta.content ?? ""
+          }
+          return text
+        })
+      )
+      expect(texts).toEqual([expectedReply, expectedReply])
+      for (const server of pool.servers.slice(0, 2)) {
+        expect(chatRequests(server)).toHaveLength(1)
+        expect((await chatRequests(server)[0]!.closed).finished).toBe(true)
+      }
     } finally {
       await gateway.close({ drainTimeout: 0 })
       await pool.close()
@@ -132,6 +174,34 @@ describe("reload", () => {
     } finally {
       await gateway.close({ drainTimeout: 0 })
       await pool.close()
+      fs.rmSync(dir, { recursive: true })
+    }
+  })
+})
+
+describe("start from a file", () => {
+  it("refuses to start on a bad file, naming each path and rule; nothing listens", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "easychat-start-"))
+    const file = path.join(dir, "easychat.yaml")
+    fs.writeFileSync(file, `port: 0\n${routes(route("m", ["m"], ["ftp://a"], "\n    maxAttempts: 0"))}`)
+    let listened = false
+    try {
+      await expect(Gateway.start({ config: file, onListen: () => (listened = true) })).rejects.toMatchObject({
+        _tag: "InvalidConfig",
+        file,
+        issues: [{ path: "routes[0].maxAttempts", rule: "must be a positive whole number" }]
+      })
+      fs.writeFileSync(file, `port: 0\n${routes(route("m", ["m"], ["ftp://a"]))}`)
+      const refused = await Gateway.start({ config: file }).catch((error: unknown) => error)
+      expect(refused).toMatchObject({
+        _tag: "InvalidConfig",
+        issues: [{ path: "routes[0].servers[0]", rule: "must be an http or https URL" }]
+      })
+      expect(String((refused as Error).message)).toBe(
+        `${file} is invalid:\n  routes[0].servers[0]: must be an http or https URL`
+      )
+      expect(listened).toBe(false)
+    } finally {
       fs.rmSync(dir, { recursive: true })
     }
   })

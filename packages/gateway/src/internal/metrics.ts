@@ -336,8 +336,12 @@ export interface Exchange {
   model: string | undefined
   /** Upstream attempts begun for it. */
   attempts: number
-  /** Its latest failed attempt not yet followed by another: a failover once the next one begins. */
-  failed: { readonly server: string; readonly error: string } | undefined
+  /**
+   * Its latest failed attempt not yet followed by another: a failover once
+   * the next one begins, counted under the failed attempt's route (the next
+   * may be on a fallback route).
+   */
+  failed: { readonly route: string; readonly server: string; readonly error: string } | undefined
 }
 
 /** The request being served, in the context of its handler and of its answer's body. */
@@ -378,7 +382,7 @@ export const instrument = (pool: ServerPool.Service, metrics: Metrics, route: st
                   const ex = current.value
                   ex.attempts++
                   if (ex.failed !== undefined) {
-                    metrics.failovers.inc({ route, server: ex.failed.server, error: ex.failed.error })
+                    metrics.failovers.inc(ex.failed)
                     ex.failed = undefined
                   }
                 }
@@ -398,7 +402,7 @@ export const instrument = (pool: ServerPool.Service, metrics: Metrics, route: st
             metrics.failures.inc({ route, server, error: error._tag })
             // The request's own fault (400, 422) ends the call: no other server is asked.
             if (Option.isSome(current) && !Errors.isRequestFault(error))
-              current.value.failed = { server, error: error._tag }
+              current.value.failed = { route, server, error: error._tag }
           })
         ),
         pool.onFailure(server, error)

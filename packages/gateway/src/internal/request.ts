@@ -271,6 +271,19 @@ const readBody = (request: HttpServerRequest.HttpServerRequest, settings: Resolv
 }
 
 /**
+ * Whether part of a request's body may still be on its way. A request
+ * without a body (no `Content-Length` above 0, no `Transfer-Encoding`) has
+ * nothing unread, though Node marks it `complete` only after its handler
+ * began: a GET answered at once is not unread.
+ */
+const hasUnread = (source: IncomingMessage): boolean => {
+  if (source.complete) return false
+  if (source.headers["transfer-encoding"] !== undefined) return true
+  const length = source.headers["content-length"]
+  return length !== undefined && Number(length) > 0
+}
+
+/**
  * A response sent before the request's body has fully arrived closes the
  * connection (Node ends the socket once the response is written): keeping
  * it open would make Node read and drop the rest of the body, however large,
@@ -280,7 +293,7 @@ export const closeUnread = (
   request: HttpServerRequest.HttpServerRequest,
   response: HttpServerResponse.HttpServerResponse
 ): HttpServerResponse.HttpServerResponse =>
-  request.source instanceof IncomingMessage && !request.source.complete
+  request.source instanceof IncomingMessage && hasUnread(request.source)
     ? HttpServerResponse.setHeader(response, "connection", "close")
     : response
 
