@@ -39,10 +39,11 @@ describe("optimized code across a full GC", () => {
     "keeps the decode path's optimized code when a GC runs between two replies",
     async () => {
       expect(existsSync(built), "core's dist is built (pnpm build)").toBe(true)
-      // Under a loaded machine V8 sometimes optimizes the control too late for
-      // a GC to throw its code away: up to three runs, until the control shows.
-      let controlSeen = false
-      for (let run = 0; run < 3 && !controlSeen; run++) {
+      // On a loaded machine V8 sometimes optimizes the decode path, or the
+      // control, too late in a run for a GC to matter: up to five runs, until
+      // one shows both. In every run, the decode path's code is never thrown away.
+      let shown = false
+      for (let run = 0; run < 5 && !shown; run++) {
         const out = await trace()
         expect(out.split("\n").filter((line) => line.startsWith("reply "))).toEqual([
           "reply 20000",
@@ -50,18 +51,17 @@ describe("optimized code across a full GC", () => {
           "reply 20000",
           "reply 20000"
         ])
-        // Not vacuous: V8 optimized the decode path, and this V8's trace reports
-        // code thrown away at a GC (the script's control).
-        for (const name of ["stepOf", "pushInto"]) {
-          expect(out).toMatch(new RegExp(`completed optimizing .*<JSFunction ${name} .*TURBOFAN`))
-        }
         const thrownAway = thrownAwayAtGc(out)
-        // Whatever the control did, the decode path's code is never thrown away.
         expect(thrownAway.filter((name) => name !== undefined && DECODE_PATH.includes(name))).toEqual([])
-        // The control's reader, or its constructor when V8 inlined the reader into its loop.
-        controlSeen = thrownAway.some((name) => name === "controlRead" || name === "Shape")
+        // Not vacuous: V8 optimized the decode path, and this V8's trace reports
+        // code thrown away at a GC (the control's reader, or its constructor when
+        // V8 inlined the reader into its loop).
+        const optimized = ["stepOf", "pushInto"].every((name) =>
+          new RegExp(`completed optimizing .*<JSFunction ${name} .*TURBOFAN`).test(out)
+        )
+        shown = optimized && thrownAway.some((name) => name === "controlRead" || name === "Shape")
       }
-      expect(controlSeen, "a GC threw away the control's optimized code in one of three runs").toBe(true)
+      expect(shown, "one of five runs optimized the decode path and threw away the control's code at a GC").toBe(true)
     },
     90_000
   )

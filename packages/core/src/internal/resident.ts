@@ -7,8 +7,8 @@
 // GC (interleaved runs, Node and fetch transports; test/Optimization.test.ts
 // checks that V8 keeps the code). Exported, and imported by the package's
 // entry: V8 keeps a module's top-level bindings that nothing uses only while
-// its body runs. A bundler that drops unused exports may drop them; such a
-// build runs as before, only slower after a full GC.
+// its body runs. package.json lists this file under `sideEffects`, so that
+// bundlers keep the import.
 import { Delta } from "./delta.js"
 import { Decoder } from "./sse.js"
 
