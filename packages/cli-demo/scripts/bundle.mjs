@@ -28,11 +28,6 @@ await esbuild.build({
   banner: {
     js: 'import { createRequire as __easychatRequire } from "node:module";\nconst require = __easychatRequire(import.meta.url);'
   },
-  // @easychat/core imports a module for its side effect of keeping V8's optimised
-  // decode path alive between replies; a bundle may drop it and only runs slower
-  // after a full GC (see core's internal/resident.ts), which a command that
-  // exits after one reply never sees.
-  logOverride: { "ignored-bare-import": "silent" },
   logLevel: "warning",
   legalComments: "none"
 })

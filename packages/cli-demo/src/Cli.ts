@@ -307,6 +307,7 @@ const examples: Record<Name | "easychat", Help.Page["examples"]> = {
   ],
   gateway: [
     ["On loopback, in front of the embedded test mirror", "easychat gateway --local"],
+    ["Routes from model names to pools, from a config file", "easychat gateway --config easychat.yaml"],
     [
       "On every interface, with keys from the environment",
       'EASYCHAT_GATEWAY_KEYS="$(openssl rand -hex 24)" easychat gateway --host 0.0.0.0'

@@ -37,6 +37,14 @@ describe("--help", () => {
     expect(serve.stdout).toMatch(/\n {2}-p, --port PORT\n {6}The port \(default 8787; 0 picks a free one\)\.\n/)
   })
 
+  it.concurrent("gateway's page shows a config file among its examples", async () => {
+    const result = await run(["gateway", "--help"])
+    expect(result.code).toBe(0)
+    expect(result.stdout).toMatch(
+      /\nEXAMPLES\n[\s\S]*\n {2}# [^\n]*config file\n {2}easychat gateway --config easychat\.yaml\n/
+    )
+  })
+
   it.concurrent("after --, -h and --help are words of the prompt", async () => {
     const result = await run(["chat", "--local", "--", "-h"])
     expect(result.code).toBe(0)
