@@ -239,6 +239,27 @@ describe("the access log of a stream", () => {
   )
 })
 
+describe("a client's values in the text log", () => {
+  it.live("cannot end a line and forge another, whatever model it asks for", () =>
+    Effect.promise(async () => {
+      const forged = 'gpt-log\r\ntime=2026-01-01T00:00:00.000Z method=GET path=/admin status=200 "\t\u001b[2J\u0085'
+      const text = await captured(() =>
+        withGateway(1, { accessLog: "text" }, async ({ gateway }) => {
+          await postJson(`${gateway.url}/v1/chat/completions`, { ...chat(false), model: forged })
+          await settle()
+        })
+      )
+      const logged = text.filter((line) => line.includes("method="))
+      expect(logged).toHaveLength(1)
+      expect(logged[0]).toMatch(/^time=\S+ method=POST path=\/v1\/chat\/completions /)
+      expect(logged[0]).toContain(
+        'model="gpt-log\\r\\ntime=2026-01-01T00:00:00.000Z method=GET path=/admin status=200 \\"\\t\\u001b[2J\\u0085"'
+      )
+      expect(logged[0]).not.toMatch(/[\p{Cc}]/u)
+    })
+  )
+})
+
 describe("format", () => {
   const entry: Entry = {
     time: "2026-01-01T00:00:00.000Z",
@@ -261,5 +282,22 @@ describe("format", () => {
     const line = format({ ...entry, model: "two\nlines" }, "json")
     expect(line).not.toContain("\n")
     expect(JSON.parse(line)).toEqual({ ...entry, model: "two\nlines" })
+  })
+
+  it("escapes every control character in text and JSON, so that no value can end a line or forge one", () => {
+    const hostile = {
+      ...entry,
+      path: "/v1/x\r\ntime=forged\u0000\u007f",
+      model: 'a\\" b\tc\u001b[31m\u0085\u2028\u2029'
+    }
+    const text = format(hostile, "text")
+    expect(text).toBe(
+      'time=2026-01-01T00:00:00.000Z method=POST path="/v1/x\\r\\ntime=forged\\u0000\\u007f" route=default model="a\\\\\\" b\\tc\\u001b[31m\\u0085\\u2028\\u2029" status=200 outcome=ok durationMs=12.3 firstByteMs= server=http://127.0.0.1:1 attempts=1 bytes=10'
+    )
+    // A value with a control character but no space is quoted too.
+    expect(format({ ...entry, model: "a\u001bb" }, "text")).toContain('model="a\\u001bb"')
+    const json = format(hostile, "json")
+    expect(json).not.toMatch(/[\p{Cc}\u2028\u2029]/u)
+    expect(JSON.parse(json)).toEqual(hostile)
   })
 })

@@ -240,6 +240,118 @@ routes:
   })
 })
 
+describe("secrets in errors", () => {
+  // `openssl rand -hex 24`: what a key pasted where a variable's name belongs looks like.
+  const HEX = "a3f9c2e4b1d07f6e5a8c9b2d4e6f8a0b1c3d5e7f9a2b4c6d"
+
+  /** Every issue's text, for checks that no secret is in any of them. */
+  const textOf = (found: ReadonlyArray<Config.Issue>) => JSON.stringify(found)
+
+  it("never prints a key pasted as a variable's name; a conventional name is still named", async () => {
+    const found = await issues(
+      `keysEnv: ${HEX}\nroutes: [{ models: [a], servers: ["http://a:1"], apiKeyEnv: ${HEX}, accessCodeEnv: sk_live_0123456789abcdef }]`
+    )
+    expect(found.map((i) => i.path)).toEqual(["routes[0].apiKeyEnv", "routes[0].accessCodeEnv", "keysEnv"])
+    for (const issue of found) {
+      expect(issue.rule).toMatch(/^does not look like a variable name \(not shown: it may be a key\)/)
+    }
+    expect(textOf(found)).not.toContain(HEX)
+    expect(textOf(found)).not.toContain("0123456789abcdef")
+    // A lowercase name that is set is read as before.
+    const config = await Effect.runPromise(
+      Config.parse(`routes: [{ models: [a], servers: ["http://a:1"], apiKeyEnv: my_key }]`, "yaml", {
+        env: { my_key: "sk-value-of-my-key" }
+      })
+    )
+    expect(Redacted.value(config.routes[0]!.apiKey!)).toBe("sk-value-of-my-key")
+  })
+
+  it("reports JSON and YAML syntax errors by line and column, never quoting the file", async () => {
+    const json = await issues('{\n  "routes": [{ "models": ["a"], "apiKey": sk-secret-0123456789abcdef }]\n}', "json")
+    expect(json).toEqual([
+      {
+        path: "",
+        rule: "line 2, column 43: not valid JSON (unexpected character: a value is a string, number, object, array, true, false or null)"
+      }
+    ])
+    for (const [text, rule] of [
+      [
+        '{"a": "sk-secret-0123456789abcdef',
+        "line 1, column 34: not valid JSON (a string is not closed with a double quote)"
+      ],
+      [
+        '{"a": 1} sk-secret-0123456789abcdef',
+        "line 1, column 10: not valid JSON (unexpected text after the end of the value)"
+      ],
+      [
+        '{"a": 1 "sk-secret-0123456789abcdef": 2}',
+        "line 1, column 9: not valid JSON (expected , or } after a property's value)"
+      ],
+      ["", "line 1, column 1: not valid JSON (the text ends before the value does)"]
+    ] as const) {
+      expect(await issues(text, "json")).toEqual([{ path: "", rule }])
+    }
+    for (const text of [
+      "routes: |sk-secret-0123456789abcdef\n  x\n",
+      "routes: [a, b] sk-secret-0123456789abcdef\n",
+      'routes: "sk-secret-0123456789abcdef\\q"\n',
+      "routes: @sk-secret-0123456789abcdef\n",
+      "apiKey: sk-secret-0123456789abcdef\n  x: y\n",
+      "a: &x 1\nroutes: *sk-secret-0123456789abcdef\n"
+    ]) {
+      const found = await issues(text)
+      expect(found).toHaveLength(1)
+      expect(found[0]!.rule).toMatch(/^(line \d+, column \d+: )?not valid YAML \(/)
+      expect(found[0]!.rule).not.toContain("\n")
+      expect(textOf(found)).not.toContain("sk-secret")
+    }
+  })
+
+  it("never echoes a value under headers or of a secret's field, and caps other echoes", async () => {
+    const secretValues = await issues(
+      `routes: [{ models: [a], servers: ["http://a:1"], headers: ["Authorization: Bearer sk-secret-0123456789abcdef"], timeouts: "sk-secret-0123456789abcdef" }]`
+    )
+    expect(secretValues.map((i) => i.path)).toEqual(["routes[0].headers", "routes[0].timeouts"])
+    expect(textOf(secretValues)).not.toContain("sk-secret")
+    const pasted = await issues(`routes: [{ models: [a], servers: ["http://a:1"], breaker: "${HEX}" }]`)
+    expect(pasted[0]!.path).toBe("routes[0].breaker")
+    expect(textOf(pasted)).not.toContain(HEX)
+    const long = await issues(`routes: [{ models: [a], servers: ["http://a:1"], breaker: "${"word ".repeat(30)}" }]`)
+    expect(long[0]!.rule).toMatch(/\(got "word word word [^)]{0,30}…\)$/)
+    // A key pasted as a server's attribute, a fallback or a model served twice: never in the error.
+    const elsewhere = await issues(`
+routes:
+  - { models: ["${HEX}"], servers: ["http://a:1;${HEX}"], fallback: "sk-secret-0123456789abcdef" }
+  - { models: ["${HEX}"], servers: ["http://b:1"] }
+`)
+    expect(elsewhere.map((i) => i.path)).toEqual([
+      "routes[0].servers[0]",
+      "routes[1].models[0]",
+      "routes[1].models[0]",
+      "routes[0].fallback"
+    ])
+    expect(textOf(elsewhere)).not.toContain(HEX)
+    expect(textOf(elsewhere)).not.toContain("sk-secret")
+  })
+
+  it("refuses credentials in a server URL, naming the path and never the URL", async () => {
+    const found = await issues(`
+routes:
+  - models: [a]
+    servers:
+      - "http://10.0.0.5:8000"
+      - "https://admin:s3cret-pass@10.0.0.6:8000;weight=2"
+      - { url: "http://only-user@10.0.0.7:8000" }
+`)
+    const rule = "credentials in a server URL are not allowed: use apiKeyEnv or headers"
+    expect(found).toEqual([
+      { path: "routes[0].servers[1]", rule },
+      { path: "routes[0].servers[2].url", rule }
+    ])
+    expect(textOf(found)).not.toMatch(/admin|s3cret|only-user/)
+  })
+})
+
 describe("Config.load", () => {
   it("reads YAML or JSON by the file's extension, and keysFile relative to it; a missing file is refused", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "easychat-config-"))
@@ -278,10 +390,10 @@ describe("the README", () => {
     const config = await Effect.runPromise(
       Config.parse(yaml, "yaml", { env: { VLLM_KEY: "vllm-key", EASYCHAT_GATEWAY_KEYS: "0123456789abcdef0123" } })
     )
-    expect(config.routes.map((r) => [r.name, r.fallback])).toEqual([
-      ["local", "vllm"],
-      ["vllm", "mirrors"],
-      ["mirrors", undefined]
+    expect(config.routes.map((r) => [r.name, r.models, r.fallback])).toEqual([
+      ["local", ["llama3.2"], "vllm"],
+      ["vllm", ["qwen2.5*"], "mirrors"],
+      ["mirrors", ["gpt-3.5-turbo"], undefined]
     ])
     expect(config.routes[1]!.pool.servers).toEqual([
       "http://10.0.0.5:8000;weight=3",

@@ -3,7 +3,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { Mirror, MirrorPool } from "@easychat/testkit"
 import OpenAI from "openai"
-import { describe, expect, it } from "vitest"
+import { describe, expect, it, vi } from "vitest"
 import { Gateway } from "../src/index.js"
 import { chatRequests, expectedReply, messages, postJson, raw } from "./fixtures.js"
 import { list, parse } from "./routes.js"
@@ -176,6 +176,42 @@ describe("reload", () => {
       await pool.close()
       fs.rmSync(dir, { recursive: true })
     }
+  })
+})
+
+describe("reload's log", () => {
+  it("names the path and rule of a refused file, never a key pasted in it", async () => {
+    const HEX = "a3f9c2e4b1d07f6e5a8c9b2d4e6f8a0b1c3d5e7f9a2b4c6d"
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "easychat-reload-log-"))
+    const file = path.join(dir, "easychat.json")
+    fs.writeFileSync(file, JSON.stringify({ routes: [{ models: ["m"], servers: ["http://127.0.0.1:9"] }] }))
+    const gateway = await Gateway.start({ port: 0, config: file })
+    const lines: Array<string> = []
+    const spies = (["log", "info", "warn", "error"] as const).map((method) =>
+      vi.spyOn(console, method).mockImplementation((...args: Array<unknown>) => {
+        lines.push(args.map(String).join(" "))
+      })
+    )
+    try {
+      // A key pasted where its variable's name belongs, and a JSON error next to a key.
+      fs.writeFileSync(
+        file,
+        JSON.stringify({ routes: [{ models: ["m"], servers: ["http://127.0.0.1:9"], apiKeyEnv: HEX }] })
+      )
+      await expect(gateway.reload!()).rejects.toMatchObject({ issues: [{ path: "routes[0].apiKeyEnv" }] })
+      fs.writeFileSync(file, `{ "routes": [{ "models": ["m"], "apiKey": sk-pasted-${HEX} }] }`)
+      await expect(gateway.reload!()).rejects.toMatchObject({ issues: [{ path: "" }] })
+    } finally {
+      for (const spy of spies) spy.mockRestore()
+      await gateway.close({ drainTimeout: 0 })
+      fs.rmSync(dir, { recursive: true })
+    }
+    const warnings = lines.filter((line) => line.includes("the routes in use stay"))
+    expect(warnings).toHaveLength(2)
+    expect(warnings[0]).toContain("routes[0].apiKeyEnv: does not look like a variable name")
+    expect(warnings[1]).toMatch(/line 1, column \d+: not valid JSON/)
+    expect(lines.join("\n")).not.toContain(HEX)
+    expect(lines.join("\n")).not.toContain("sk-pasted")
   })
 })
 

@@ -45,19 +45,41 @@ export interface Entry {
 
 const round = (ms: number) => Math.round(ms * 10) / 10
 
-/** A logfmt value: bare when it is a plain word, else quoted with `\` and `"` escaped; nothing for `null`. */
+/** A character as a `\uXXXX` escape (valid in a JSON string and read back by logfmt parsers). */
+const unicodeEscape = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`
+
+/**
+ * A logfmt value: bare when it is a plain word, else quoted with `\`, `"` and every control character
+ * escaped (C0 and C1, DEL, and the line and paragraph separators): a client that chooses its model or path
+ * cannot end the line and forge another; nothing for `null`.
+ */
 const logfmt = (value: unknown): string => {
   if (value === null) return ""
   const text = String(value)
-  return /^[^\s"=\\]+$/.test(text)
+  return /^[^\s"=\\\p{Cc}]+$/u.test(text)
     ? text
-    : `"${text.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")}"`
+    : `"${text.replace(/[\\"\p{Cc}\u2028\u2029]/gu, (c) =>
+        c === "\\"
+          ? "\\\\"
+          : c === '"'
+            ? '\\"'
+            : c === "\n"
+              ? "\\n"
+              : c === "\r"
+                ? "\\r"
+                : c === "\t"
+                  ? "\\t"
+                  : unicodeEscape(c)
+      )}"`
 }
 
-/** The line of an entry in a format. */
+/**
+ * The line of an entry in a format. JSON escapes `"`, `\` and C0 itself; C1, DEL and the line and paragraph
+ * separators, which it leaves as they are and some readers take for line ends, are escaped too.
+ */
 export const format = (entry: Entry, as: Exclude<Format, "off">): string =>
   as === "json"
-    ? JSON.stringify(entry)
+    ? JSON.stringify(entry).replace(/[\u007f-\u009f\u2028\u2029]/g, unicodeEscape)
     : Object.entries(entry)
         .map(([key, value]) => `${key}=${logfmt(value)}`)
         .join(" ")

@@ -9,6 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Redacted from "effect/Redacted"
 import type { Config, File, Issue, ParseOptions, Route } from "../Config.js"
+import { echo } from "./configSyntax.js"
 import { keyProblem } from "./keys.js"
 
 /** Core's field names (`servers.0.weight`) as paths of the file (`servers[0].weight`). */
@@ -51,6 +52,45 @@ const presets = (() => {
   return { easyChat: Presets.easyChat, openAICompatible, nextChat }
 })()
 
+/** An environment variable's name by convention: one an error may print (anything else may be a pasted key). */
+const VARIABLE = /^[A-Z_][A-Z0-9_]{0,63}$/
+
+/** Why the variable `name` gives no value: its name when it looks like one, else never the text itself. */
+const unset = (name: string): string =>
+  VARIABLE.test(name)
+    ? `names ${name}, which is not set in the environment`
+    : "does not look like a variable name (not shown: it may be a key); name the environment variable that holds the key, e.g. VLLM_KEY"
+
+/** A value of the file in an error: quoted, or `fallback` when it must not be echoed (see `echo`). */
+const quoted = (value: string, fallback: string) => {
+  const shown = echo(value)
+  return shown === undefined ? fallback : JSON.stringify(shown)
+}
+
+/** The rule credentials in a server's URL break (they would end up in logs, metrics and `/health`). */
+const CREDENTIALS = "credentials in a server URL are not allowed: use apiKeyEnv or headers"
+
+/** Whether a server's URL carries a user name or password (`http://user:pass@host`). */
+const hasCredentials = (url: string): boolean => {
+  try {
+    const parsed = new URL(url.trim())
+    return parsed.username !== "" || parsed.password !== ""
+  } catch {
+    // Not a URL WHATWG can read: refused by core's own rule, without its text. A bare `user:pass@host`
+    // without a scheme is caught here too.
+    return /^[^/?#]*@/.test(url.replace(/^[a-z][a-z0-9+.-]*:\/\//i, ""))
+  }
+}
+
+/** Core's rule, without the text it quotes: an unknown attribute of a server may be a pasted key. */
+const coreRule = (rule: string): string =>
+  rule.replace(/^has an unknown attribute ("(?:[^"\\]|\\.)*")/, (_, name: string) => {
+    const shown = echo(JSON.parse(name) as string)
+    return shown !== undefined && /^[a-z_-]{1,20}$/.test(shown)
+      ? `has an unknown attribute ${name}`
+      : "has an unknown attribute (not shown)"
+  })
+
 const keysOfText = (text: string): Array<string> =>
   text
     .split(/[,\r\n]/)
@@ -72,14 +112,17 @@ export const check = (file: File, options: ParseOptions): Effect.Effect<Config, 
       if (twin !== undefined) {
         issues.push({
           path: `${at}.${route.name === undefined ? "models[0]" : "name"}`,
-          rule: `names the route ${JSON.stringify(name)} as routes[${twin}] does (a route without a name is named after its first model); give one of them a name`
+          rule: `names the route ${quoted(name, "(not shown)")} as routes[${twin}] does (a route without a name is named after its first model); give one of them a name`
         })
       } else names.set(name, i)
       for (const [j, model] of route.models.entries()) {
         if (model.includes("*")) continue
         const other = literals.get(model)
         if (other !== undefined && other !== i) {
-          issues.push({ path: `${at}.models[${j}]`, rule: `${model} is already served by routes[${other}]` })
+          issues.push({
+            path: `${at}.models[${j}]`,
+            rule: `${echo(model) ?? "the model (not shown)"} is already served by routes[${other}]`
+          })
         } else literals.set(model, i)
       }
       const secret = (field: "apiKeyEnv" | "accessCodeEnv") => {
@@ -87,7 +130,7 @@ export const check = (file: File, options: ParseOptions): Effect.Effect<Config, 
         if (variable === undefined) return undefined
         const value = env[variable]
         if (value === undefined || value === "") {
-          issues.push({ path: `${at}.${field}`, rule: `names ${variable}, which is not set in the environment` })
+          issues.push({ path: `${at}.${field}`, rule: unset(variable) })
           return undefined
         }
         return Redacted.make(value)
@@ -95,7 +138,16 @@ export const check = (file: File, options: ParseOptions): Effect.Effect<Config, 
       const apiKey = secret("apiKeyEnv")
       const accessCode = secret("accessCodeEnv")
       const pool = poolOf(route)
-      if (route.servers === undefined && route.preset !== "easychat") {
+      let credentials = false
+      for (const [j, server] of (route.servers ?? []).entries()) {
+        const url = typeof server === "string" ? server.split(";")[0]! : server.url
+        if (!hasCredentials(url)) continue
+        credentials = true
+        issues.push({ path: `${at}.servers[${j}]${typeof server === "string" ? "" : ".url"}`, rule: CREDENTIALS })
+      }
+      if (credentials) {
+        // Refused above: core's rules would only repeat the server.
+      } else if (route.servers === undefined && route.preset !== "easychat") {
         issues.push({ path: `${at}.servers`, rule: "is required (only the easychat preset has servers of its own)" })
       } else {
         // Core's own rules (URLs, headers, durations, hedging): the pool is built as the gateway will build it.
@@ -111,7 +163,7 @@ export const check = (file: File, options: ParseOptions): Effect.Effect<Config, 
         if (Either.isLeft(built)) {
           const field = built.left.field
           const path = field === "apiKey" ? "apiKeyEnv" : field === "accessCode" ? "accessCodeEnv" : fieldPath(field)
-          issues.push({ path: `${at}.${path}`, rule: built.left.rule })
+          issues.push({ path: `${at}.${path}`, rule: coreRule(built.left.rule) })
         }
       }
       routes.push({ name, models: route.models, fallback: route.fallback, pool, apiKey, accessCode })
@@ -121,7 +173,7 @@ export const check = (file: File, options: ParseOptions): Effect.Effect<Config, 
       if (!names.has(route.fallback)) {
         issues.push({
           path: `routes[${i}].fallback`,
-          rule: `names no route: ${JSON.stringify(route.fallback)} (routes: ${[...names.keys()].join(", ")})`
+          rule: `names no route: ${quoted(route.fallback, "(not shown)")} (routes: ${[...names.keys()].map((n) => echo(n) ?? "(not shown)").join(", ")})`
         })
         continue
       }
@@ -131,7 +183,8 @@ export const check = (file: File, options: ParseOptions): Effect.Effect<Config, 
       while (next !== undefined) {
         if (chain.includes(next)) {
           if (next === route.name) {
-            issues.push({ path: `routes[${i}].fallback`, rule: `makes a cycle: ${[...chain, next].join(" → ")}` })
+            const cycle = [...chain, next].map((n) => echo(n) ?? "(not shown)")
+            issues.push({ path: `routes[${i}].fallback`, rule: `makes a cycle: ${cycle.join(" → ")}` })
           }
           break
         }
@@ -143,12 +196,14 @@ export const check = (file: File, options: ParseOptions): Effect.Effect<Config, 
     if (file.keysEnv !== undefined) {
       const value = env[file.keysEnv]
       if (value === undefined || value.trim() === "") {
-        issues.push({ path: "keysEnv", rule: `names ${file.keysEnv}, which is not set in the environment` })
+        issues.push({ path: "keysEnv", rule: unset(file.keysEnv) })
       } else {
         for (const [i, key] of keysOfText(value).entries()) {
           const problem = keyProblem(key)
-          if (problem !== undefined) issues.push({ path: "keysEnv", rule: `${file.keysEnv}: key ${i + 1} ${problem}` })
-          else keys.push(Redacted.make(key))
+          if (problem !== undefined) {
+            const variable = VARIABLE.test(file.keysEnv) ? file.keysEnv : "the variable"
+            issues.push({ path: "keysEnv", rule: `${variable}: key ${i + 1} ${problem}` })
+          } else keys.push(Redacted.make(key))
         }
       }
     }
