@@ -12,8 +12,11 @@
  * @since 0.3.0
  */
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as Cause from "effect/Cause"
+import type * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Stream from "effect/Stream"
 
 /**
@@ -147,7 +150,71 @@ export const fromWebStream = (stream: ReadableStream<Uint8Array>, sink: Sink, ab
   }
 }
 
-const ignore: Sink = { chunk: () => {}, end: () => {}, fail: () => {} }
+/**
+ * Reads an Effect `Stream` of bytes into `sink` from a fiber of its own:
+ * each batch the stream pulls is handed over as it comes, with no web
+ * stream in between (turning `response.stream` into one cost about 20 µs
+ * of CPU per read). Pausing holds the fiber before its next pull.
+ */
+const fromEffectStream = (stream: Stream.Stream<Uint8Array, unknown>, sink: Sink): Body => {
+  let state: "open" | "draining" | "closed" = "open"
+  let paused = false
+  let wake: (() => void) | undefined
+  let drained = 0
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const close = () => {
+    state = "closed"
+    if (timer !== undefined) clearTimeout(timer)
+    wake?.()
+  }
+  const held = Effect.async<void>((resume) => {
+    if (!paused || state !== "open") return resume(Effect.void)
+    wake = () => {
+      wake = undefined
+      resume(Effect.void)
+    }
+  })
+  const deliver = (chunk: Chunk.Chunk<Uint8Array>): Effect.Effect<void> => {
+    for (const bytes of chunk) {
+      if (state === "closed") break
+      if (state === "draining") {
+        if ((drained += bytes.length) > DRAIN_BYTES) cancel()
+        continue
+      }
+      sink.chunk(bytes)
+    }
+    return state === "closed" ? Effect.interrupt : paused && state === "open" ? held : Effect.void
+  }
+  // Started after a turn, so that no read reaches the sink before `open` has returned.
+  const fiber = Effect.runFork(Effect.zipRight(Effect.yieldNow(), Stream.runForEachChunk(stream, deliver)))
+  fiber.addObserver((exit) => {
+    if (state !== "open") return close()
+    close()
+    if (Exit.isSuccess(exit)) sink.end()
+    else if (!Cause.isInterruptedOnly(exit.cause)) sink.fail(Cause.squash(exit.cause))
+  })
+  const cancel = () => {
+    if (state === "closed") return
+    close()
+    fiber.unsafeInterruptAsFork(fiber.id())
+  }
+  return {
+    pause: () => {
+      paused = true
+    },
+    resume: () => {
+      paused = false
+      wake?.()
+    },
+    cancel,
+    release: () => {
+      if (state !== "open") return
+      state = "draining"
+      timer = drainTimer(cancel)
+      wake?.()
+    }
+  }
+}
 
 /**
  * The reader for any `HttpClient`: `@effect/platform`'s `response.stream`,
@@ -158,11 +225,12 @@ const ignore: Sink = { chunk: () => {}, end: () => {}, fail: () => {} }
  */
 export const fromStream: Service = {
   name: "stream",
-  open: (response, sink) =>
-    Effect.map(Stream.toReadableStreamEffect(response.stream), (stream) => fromWebStream(stream, sink)),
+  open: (response, sink) => Effect.sync(() => fromEffectStream(response.stream, sink)),
   abandon: (response) => {
     // The stream must start for its finalizers (the abort) to run: `Stream.take(stream, 0)` never starts it.
-    Effect.runSync(fromStream.open(response, ignore)).cancel()
+    // Forked without a turn, it has started (and waits for its first read) when it is interrupted.
+    const fiber = Effect.runFork(Stream.runDrain(response.stream))
+    fiber.unsafeInterruptAsFork(fiber.id())
   }
 }
 

@@ -310,6 +310,75 @@ describe("BodyReader", () => {
       })
     )
 
+    it.live("delivers nothing before open has returned, and a failing stream fails the sink after its reads", () =>
+      Effect.gen(function* () {
+        const boom = new Error("boom")
+        const { client } = webClient(() => source((i) => (i < 2 ? bytesOf(`piece ${i}`) : boom)).stream)
+        const response = yield* client.get("http://mirror.test/")
+        const sink = record()
+        yield* BodyReader.fromStream.open(response, sink.sink)
+        assert.strictEqual(sink.calls(), 0)
+        const outcome = yield* sink.outcome
+        assert.strictEqual(outcome._tag, "fail")
+        assert.strictEqual(sink.bytes().toString(), "piece 0piece 1")
+      })
+    )
+
+    it.live("pause holds the reads until resume", () =>
+      Effect.gen(function* () {
+        const { stream, pulls } = source((i) => (i < 50 ? bytesOf("x") : undefined))
+        const { client } = webClient(() => stream)
+        const response = yield* client.get("http://mirror.test/")
+        let body: BodyReader.Body | undefined
+        const sink = record((count) => {
+          if (count === 3) body!.pause()
+        })
+        body = yield* BodyReader.fromStream.open(response, sink.sink)
+        yield* waitUntil("three reads", () => sink.chunks.length >= 3)
+        yield* sleep(30)
+        const delivered = sink.chunks.length
+        const pulled = pulls()
+        assert.isAtMost(delivered, 4)
+        yield* sleep(30)
+        assert.strictEqual(sink.chunks.length, delivered)
+        assert.strictEqual(pulls(), pulled)
+        body.resume()
+        assert.deepStrictEqual(yield* sink.outcome, { _tag: "end" })
+        assert.strictEqual(sink.chunks.length, 50)
+      })
+    )
+
+    it.live("release reads a small rest to its end without delivering it", () =>
+      Effect.gen(function* () {
+        const { stream, pulls, cancelled } = source((i) => (i < 10 ? bytesOf(`piece ${i}`) : undefined))
+        const { client } = webClient(() => stream)
+        const response = yield* client.get("http://mirror.test/")
+        let body: BodyReader.Body | undefined
+        const sink = record(() => body!.release())
+        body = yield* BodyReader.fromStream.open(response, sink.sink)
+        yield* waitUntil("the rest read", () => pulls() >= 11)
+        yield* sleep(20)
+        assert.strictEqual(sink.calls(), 1, "only the first read is delivered; no end")
+        // Read to its end, not cancelled (the platform aborts a finished request's signal in any case).
+        assert.isFalse(cancelled())
+      })
+    )
+
+    it.live("release of a rest larger than DRAIN_BYTES cancels and aborts", () =>
+      Effect.gen(function* () {
+        const { stream, pulls, cancelled } = source(() => new Uint8Array(16 * 1024))
+        const { client, signals } = webClient(() => stream)
+        const response = yield* client.get("http://mirror.test/")
+        let body: BodyReader.Body | undefined
+        const sink = record(() => body!.release())
+        body = yield* BodyReader.fromStream.open(response, sink.sink)
+        yield* waitUntil("cancelled", cancelled)
+        yield* waitUntil("aborted", () => signals[0]!.aborted)
+        assert.isAtMost(pulls(), BodyReader.DRAIN_BYTES / (16 * 1024) + 3)
+        assert.strictEqual(sink.calls(), 1)
+      })
+    )
+
     it.scopedLive("cancel closes the connection of a FetchHttpClient response", () =>
       Effect.gen(function* () {
         const server = yield* endless
