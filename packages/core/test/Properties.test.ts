@@ -500,8 +500,9 @@ describe("the usual chunk's fast path", () => {
       ),
       { numRuns: 3000 }
     )
-    // The generator reaches the fast path often enough to test it (about 1 run in 30; at least 1 in 40).
-    expect(usual).toBeGreaterThan(runs / 40)
+    // The generator reaches the fast path often enough to test it: about 1 run in 30 (one CI run saw 74 of
+    // 3,000), so at least 1 in 60, which a fair run never misses.
+    expect(usual).toBeGreaterThan(runs / 60)
   }, 120_000)
 
   const usualChunk = (delta: string) =>
