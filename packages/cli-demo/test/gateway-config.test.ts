@@ -51,6 +51,11 @@ describe("easychat gateway --config", () => {
       expect((await ask(url!, "model-a")).status).toBe(200)
       expect(chatRequests(a.requests)).toHaveLength(2)
       expect(chatRequests(b.requests)).toHaveLength(2)
+      // SIGTERM drains, as without a file, and exits 0.
+      gateway.child.kill("SIGTERM")
+      expect((await gateway.ended).code).toBe(0)
+      expect(gateway.stderr()).toContain("SIGTERM: no new connections; open requests get 10s to finish")
+      await expect(fetch(`${url}/health`)).rejects.toThrow()
     } finally {
       await stop(gateway)
       await Promise.all([a.close(), b.close()])

@@ -178,19 +178,7 @@ export const run = (parsed: Parsed): Effect.Effect<void, ExitCode.Exit> => {
             : error
         )
       )
-      // The first signal ends the race: the gateway's scope closes, which drains it; then exit 0.
-      const stopped = Effect.flatMap(yield* FirstSignal, (signal) =>
-        Effect.sync(() => {
-          process.stderr.write(
-            dim(
-              grace === 0
-                ? `${signal}: stopping at once.\n`
-                : `${signal}: no new connections; open requests get ${seconds(grace)} to finish (again to stop at once).\n`
-            )
-          )
-        })
-      )
-      return yield* Effect.raceFirst(serving, stopped)
+      return yield* untilSignal(serving, grace)
     })
   ).pipe(
     Effect.catchAll((error) =>
@@ -309,19 +297,30 @@ const serveConfig = (parsed: Parsed, file: string, keys: ReadonlyArray<string>) 
             : error
       )
     )
-    const stopped = Effect.flatMap(yield* FirstSignal, (signal) =>
-      Effect.sync(() => {
-        process.stderr.write(
-          dim(
-            grace === 0
-              ? `${signal}: stopping at once.\n`
-              : `${signal}: no new connections; open requests get ${seconds(grace)} to finish (again to stop at once).\n`
-          )
-        )
-      })
-    )
-    return yield* Effect.raceFirst(serving, stopped)
+    return yield* untilSignal(serving, grace)
   })
+
+/**
+ * Serves until the first signal, which ends the race: the gateway's scope
+ * closes, which drains it (for `grace`); then exit 0.
+ */
+const untilSignal = <E, R>(serving: Effect.Effect<never, E, R>, grace: number) =>
+  Effect.flatMap(FirstSignal, (first) =>
+    Effect.raceFirst(
+      serving,
+      Effect.flatMap(first, (signal) =>
+        Effect.sync(() => {
+          process.stderr.write(
+            dim(
+              grace === 0
+                ? `${signal}: stopping at once.\n`
+                : `${signal}: no new connections; open requests get ${seconds(grace)} to finish (again to stop at once).\n`
+            )
+          )
+        })
+      )
+    )
+  )
 
 const watchBreakers = (pool: ServerPool.Service): Effect.Effect<never> =>
   Effect.gen(function* () {
