@@ -186,7 +186,12 @@ const fromEffectStream = (stream: Stream.Stream<Uint8Array, unknown>, sink: Sink
     return state === "closed" ? Effect.interrupt : paused && state === "open" ? held : Effect.void
   }
   // Started after a turn, so that no read reaches the sink before `open` has returned.
-  const fiber = Effect.runFork(Effect.zipRight(Effect.yieldNow(), Stream.runForEachChunk(stream, deliver)))
+  let started = false
+  const begun = Stream.suspend(() => {
+    started = true
+    return stream
+  })
+  const fiber = Effect.runFork(Effect.zipRight(Effect.yieldNow(), Stream.runForEachChunk(begun, deliver)))
   fiber.addObserver((exit) => {
     if (state !== "open") return close()
     close()
@@ -197,6 +202,8 @@ const fromEffectStream = (stream: Stream.Stream<Uint8Array, unknown>, sink: Sink
     if (state === "closed") return
     close()
     fiber.unsafeInterruptAsFork(fiber.id())
+    // Interrupted before its turn, the fiber never started the stream, whose finalizers abort the request.
+    if (!started) abandonStream(stream)
   }
   return {
     pause: () => {
@@ -216,6 +223,14 @@ const fromEffectStream = (stream: Stream.Stream<Uint8Array, unknown>, sink: Sink
   }
 }
 
+/** Starts `stream` and interrupts it at once, for its finalizers (a request's abort) to run. */
+const abandonStream = (stream: Stream.Stream<Uint8Array, unknown>) => {
+  // The stream must start for its finalizers to run: `Stream.take(stream, 0)` never starts it.
+  // Forked without a turn, it has started (and waits for its first read) when it is interrupted.
+  const fiber = Effect.runFork(Stream.runDrain(stream))
+  fiber.unsafeInterruptAsFork(fiber.id())
+}
+
 /**
  * The reader for any `HttpClient`: `@effect/platform`'s `response.stream`,
  * run in a fiber of its own. Cancelling interrupts that fiber, which closes
@@ -226,12 +241,7 @@ const fromEffectStream = (stream: Stream.Stream<Uint8Array, unknown>, sink: Sink
 export const fromStream: Service = {
   name: "stream",
   open: (response, sink) => Effect.sync(() => fromEffectStream(response.stream, sink)),
-  abandon: (response) => {
-    // The stream must start for its finalizers (the abort) to run: `Stream.take(stream, 0)` never starts it.
-    // Forked without a turn, it has started (and waits for its first read) when it is interrupted.
-    const fiber = Effect.runFork(Stream.runDrain(response.stream))
-    fiber.unsafeInterruptAsFork(fiber.id())
-  }
+  abandon: (response) => abandonStream(response.stream)
 }
 
 /**

@@ -1,7 +1,7 @@
 // The contract of `BodyReader.fromStream` that BodyReader.test.ts leaves out: reads that are
 // already queued (delivered in order, each once, nothing after the end), streams whose reads
-// come without a wait (pause and cancel still stop them), a body that fails at once, and
-// release's time bound.
+// come without a wait (pause and cancel still stop them), a body that fails at once, a cancel
+// right after `open`, and release's time bound.
 import { HttpClient, HttpClientRequest, HttpClientResponse } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
@@ -168,6 +168,41 @@ describe("BodyReader.fromStream", () => {
       assert.strictEqual(outcome._tag, "fail")
       yield* sleep(20)
       assert.deepStrictEqual(sink.calls, ["fail"])
+    })
+  )
+
+  it.live("cancel right after open, before any read, aborts the request and delivers nothing", () =>
+    Effect.gen(function* () {
+      let cancelled = false
+      let pulls = 0
+      const { client, signals } = webClient(
+        () =>
+          new ReadableStream<Uint8Array>(
+            {
+              pull: (controller) =>
+                new Promise<void>((resolve) =>
+                  setTimeout(() => {
+                    pulls++
+                    if (!cancelled) controller.enqueue(bytesOf("x"))
+                    resolve()
+                  }, 1)
+                ),
+              cancel: () => {
+                cancelled = true
+              }
+            },
+            { highWaterMark: 0 }
+          )
+      )
+      const response = yield* client.get("http://mirror.test/")
+      const sink = record()
+      const body = yield* BodyReader.fromStream.open(response, sink.sink)
+      body.cancel()
+      yield* waitUntil("the request aborted", () => signals[0]!.aborted)
+      yield* waitUntil("the body cancelled", () => cancelled)
+      yield* sleep(20)
+      assert.strictEqual(sink.calls.length, 0)
+      assert.isAtMost(pulls, 1)
     })
   )
 
