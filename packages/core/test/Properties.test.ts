@@ -13,7 +13,7 @@ import fc from "fast-check"
 import { ChatRequest, validate } from "../src/Chat.js"
 import { EasyChat } from "../src/index.js"
 import { usualRequest } from "../src/internal/request.js"
-import { usualContent, usualReasoning } from "../src/internal/usualChunk.js"
+import { forgetKnownPrefix, usualContent, usualReasoning } from "../src/internal/usualChunk.js"
 
 const SERVER = "http://memory.test"
 
@@ -657,6 +657,47 @@ describe("the usual chunk's fast path", () => {
     // Half the texts are content, half reasoning: each reaches its fast path often enough to test it.
     expect(usual).toBeGreaterThan(800)
     expect(thinking).toBeGreaterThan(800)
+  })
+
+  // After a usual chunk, one that starts as it did up to its text is read from there (the rest of the
+  // expression only): its answer must be the whole expression's, whatever follows that prefix.
+  it("answers only what JSON.parse would, for text after a usual chunk's prefix", () => {
+    let known = 0
+    fc.assert(
+      fc.property(
+        nearUsual,
+        fc.constantFrom("content", "reasoning_content", "reasoning"),
+        fc.constantFrom("", " ", '"index":0,', '"role":"assistant",', '"content":null,', '"content":"",'),
+        (near, key, before) => {
+          // The prefix of a usual chunk with `key`'s text, and the text near a usual chunk from its own text on.
+          const prefix = `{"id":"c","choices":[{"index":0,"delta":{${key === "content" ? "" : before}"${key}":`
+          const tail = near.slice(near.indexOf(':"', near.indexOf('"delta":{')) + 1)
+          if (!tail.startsWith('"')) return
+          const primer = `${prefix}"p"}}]}`
+          const afterPrimer = (read: (data: string) => string | undefined, data: string) => {
+            forgetKnownPrefix()
+            expect(key === "content" ? usualContent(primer) : usualReasoning(primer)).toBe("p")
+            return read(data)
+          }
+          const data = prefix + tail
+          const got = afterPrimer(usualContent, data)
+          const reasoning = afterPrimer(usualReasoning, data)
+          // The same answers as the whole expression's, with no prefix known.
+          forgetKnownPrefix()
+          expect(usualContent(data)).toBe(got)
+          forgetKnownPrefix()
+          expect(usualReasoning(data)).toBe(reasoning)
+          if (got !== undefined) expect(got).toBe(usualByJsonParse(data))
+          if (reasoning !== undefined) {
+            expect(got).toBeUndefined()
+            expect(reasoning).toBe(reasoningByJsonParse(data))
+          }
+          if (got !== undefined || reasoning !== undefined) known++
+        }
+      ),
+      { numRuns: 30_000 }
+    )
+    expect(known).toBeGreaterThan(1000)
   })
 
   it("leaves to JSON.parse what it cannot vouch for", () => {

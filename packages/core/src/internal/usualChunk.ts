@@ -28,23 +28,36 @@ const KEYS = [
   "tool_calls",
   "function_call"
 ]
-/** A delta whose one text is `key`'s (captured); every other special key `null`, and a reasoning chunk's content `""` too. */
-const textDelta = (key: string) => {
+/** A field of a delta whose one text is `key`'s: every other special key `null`, and a reasoning chunk's content `""` too. */
+const deltaItem = (key: string) => {
   const others = KEYS.filter((k) => k !== key).join("|")
   const empty = key === "content" ? "" : `|"content"${WS}:${WS}""`
-  return `\\{${WS}${around(`(?:${plain(KEYS.join("|"))}|${nullOnly(others)}${empty})`, `"${key}"${WS}:${WS}(${STRING})`)}${WS}\\}`
+  return `(?:${plain(KEYS.join("|"))}|${nullOnly(others)}${empty})`
 }
+/** A delta whose one text is `key`'s (captured). */
+const textDelta = (key: string) => `\\{${WS}${around(deltaItem(key), `"${key}"${WS}:${WS}(${STRING})`)}${WS}\\}`
 const DELTA = `(?:${textDelta("content")}|${textDelta("reasoning_content")}|${textDelta("reasoning")})`
-const CHOICE = `\\{${WS}${around(
-  `(?:${plain("delta|finish_reason|index|logprobs")}|${nullOnly("finish_reason|logprobs")}|"index"${WS}:${WS}0)`,
-  `"delta"${WS}:${WS}${DELTA}`
-)}${WS}\\}`
-const USUAL_CHUNK = new RegExp(
-  `^${WS}\\{${WS}${around(
-    `(?:${plain("choices|error|usage")}|"(?:error|usage)"${WS}:${WS}null)`,
-    `"choices"${WS}:${WS}\\[${WS}${CHOICE}${WS}\\]`
-  )}${WS}\\}${WS}$`
-)
+const CHOICE_ITEM = `(?:${plain("delta|finish_reason|index|logprobs")}|${nullOnly("finish_reason|logprobs")}|"index"${WS}:${WS}0)`
+const CHOICE = `\\{${WS}${around(CHOICE_ITEM, `"delta"${WS}:${WS}${DELTA}`)}${WS}\\}`
+const CHUNK_ITEM = `(?:${plain("choices|error|usage")}|"(?:error|usage)"${WS}:${WS}null)`
+const USUAL_CHUNK_SOURCE = `^${WS}\\{${WS}${around(CHUNK_ITEM, `"choices"${WS}:${WS}\\[${WS}${CHOICE}${WS}\\]`)}${WS}\\}${WS}$`
+const USUAL_CHUNK = new RegExp(USUAL_CHUNK_SOURCE)
+// The same, with the indices of its groups (where the text starts: see `knownPrefix`), at about twice the cost.
+const USUAL_CHUNK_INDICES = new RegExp(USUAL_CHUNK_SOURCE, "d")
+/**
+ * From a usual chunk's text (`key`'s string, captured) to its end: the rest of
+ * its delta, of its choice, of the chunk (USUAL_CHUNK's tail, read at a
+ * position: sticky).
+ */
+const textToEnd = (key: string) =>
+  new RegExp(
+    `(${STRING})(?:${WS},${WS}${deltaItem(key)})*${WS}\\}` +
+      `(?:${WS},${WS}${CHOICE_ITEM})*${WS}\\}${WS}\\]` +
+      `(?:${WS},${WS}${CHUNK_ITEM})*${WS}\\}${WS}$`,
+    "y"
+  )
+/** By group: 1 content, 2 `reasoning_content`, 3 `reasoning`. */
+const TEXT_TO_END = [undefined, textToEnd("content"), textToEnd("reasoning_content"), textToEnd("reasoning")]
 // What any usual chunk holds: its text key with a string value. After a chunk
 // that was not usual (a stream of tool-call fragments comes in runs), a chunk
 // without it skips the expression, which would fail late, after backtracking
@@ -56,11 +69,70 @@ let lastWasUsual = true
 // the expression's backtracking state grows with the number of escapes.
 const USUAL_CHUNK_CHARS = 4096
 
+// A stream's usual chunks are mostly alike but for their text (id, created, model, the choice's index,
+// ...): the last usual chunk's text before its text literal, and the literal's group, are kept. A chunk
+// that starts with that prefix is read from there by USUAL_CHUNK's tail alone. The prefix was read by
+// USUAL_CHUNK up to the literal (each token of it whole: it ends with `"key":` and spaces), so when the
+// tail matches from there, USUAL_CHUNK matches the whole chunk; and a delta matches at most one of its
+// three alternatives (each needs its own key a string and the other two absent or `null`), so
+// USUAL_CHUNK's group is this one, the same literal. When the tail does not match, USUAL_CHUNK still may
+// (a content `""` or `null` beside a reasoning text): it reads the chunk. A third less per chunk (0.21 →
+// 0.14 µs on section 7's reply). The prefix is a slice of its chunk's text: it keeps one read's text alive.
+let knownPrefix = ""
+let knownGroup = 0
+// Chunks read since the prefix was taken; with none, prefixes change from chunk to chunk (a field before
+// the choices that does): the next ones are read by the whole expression without its indices, 16 of them,
+// then twice as many each time the next prefix is read by none, up to 1,024.
+let knownHits = 0
+let prefixless = 0
+let prefixlessNext = 16
+
+/** Forgets the last usual chunk's prefix and starts over (for tests). */
+export const forgetKnownPrefix = (): void => {
+  knownPrefix = ""
+  knownGroup = 0
+  knownHits = 0
+  prefixless = 0
+  prefixlessNext = 16
+  lastWasUsual = true
+}
+
+/** Group 1 a usual chunk's content, or 2 its `reasoning_content`, or 3 its `reasoning` (a JSON string literal). */
+export type UsualMatch = ReadonlyArray<string | undefined>
+
 /** The match of a usual chunk: group 1 its content, or 2 its `reasoning_content`, or 3 its `reasoning`; `null` when not one. */
-export const matchUsual = (data: string): RegExpExecArray | null => {
+export const matchUsual = (data: string): UsualMatch | null => {
   if (data.length > USUAL_CHUNK_CHARS || (!lastWasUsual && !TEXT_KEY.test(data))) return null
-  const match = USUAL_CHUNK.exec(data)
+  if (prefixless > 0) {
+    prefixless--
+    const match = USUAL_CHUNK.exec(data)
+    lastWasUsual = match !== null
+    return match
+  }
+  // Not `startsWith`: optimized code compared it a character at a time (3× the whole match's cost).
+  if (knownGroup !== 0 && data.slice(0, knownPrefix.length) === knownPrefix) {
+    const tail = TEXT_TO_END[knownGroup]!
+    tail.lastIndex = knownPrefix.length
+    const literal = tail.exec(data)?.[1]
+    if (literal !== undefined) {
+      lastWasUsual = true
+      knownHits++
+      const match: Array<string | undefined> = [data, undefined, undefined, undefined]
+      match[knownGroup] = literal
+      return match
+    }
+  }
+  const match = USUAL_CHUNK_INDICES.exec(data)
   lastWasUsual = match !== null
+  if (match !== null) {
+    if (knownGroup !== 0 && knownHits === 0) {
+      prefixless = prefixlessNext
+      prefixlessNext = Math.min(prefixlessNext * 2, 1024)
+    } else prefixlessNext = 16
+    knownGroup = match[1] !== undefined ? 1 : match[2] !== undefined ? 2 : 3
+    knownPrefix = data.slice(0, match.indices![knownGroup]![0])
+    knownHits = 0
+  }
   return match
 }
 
