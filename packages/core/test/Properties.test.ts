@@ -13,7 +13,7 @@ import fc from "fast-check"
 import { ChatRequest, validate } from "../src/Chat.js"
 import { EasyChat } from "../src/index.js"
 import { usualRequest } from "../src/internal/request.js"
-import { forgetKnownPrefix, usualContent, usualReasoning } from "../src/internal/usualChunk.js"
+import { forgetKnownPrefix, readByTail, usualContent, usualReasoning } from "../src/internal/usualChunk.js"
 
 const SERVER = "http://memory.test"
 
@@ -663,6 +663,7 @@ describe("the usual chunk's fast path", () => {
   // expression only): its answer must be the whole expression's, whatever follows that prefix.
   it("answers only what JSON.parse would, for text after a usual chunk's prefix", () => {
     let known = 0
+    let byTail = 0
     fc.assert(
       fc.property(
         nearUsual,
@@ -681,6 +682,7 @@ describe("the usual chunk's fast path", () => {
           }
           const data = prefix + tail
           const got = afterPrimer(usualContent, data)
+          byTail += readByTail()
           const reasoning = afterPrimer(usualReasoning, data)
           // The same answers as the whole expression's, with no prefix known.
           forgetKnownPrefix()
@@ -698,6 +700,23 @@ describe("the usual chunk's fast path", () => {
       { numRuns: 30_000 }
     )
     expect(known).toBeGreaterThan(1000)
+    // The tail did read a good share of them (a prefix off by one character would read none).
+    expect(byTail).toBeGreaterThan(500)
+  })
+
+  it("reads a stream's chunks after its first text by the tail, past the opening role chunk", () => {
+    forgetKnownPrefix()
+    const head = '{"id":"chatcmpl-B9","object":"chat.completion.chunk","created":1,"model":"gpt-4o",'
+    const role = `${head}"choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}`
+    expect(usualContent(role)).toBe("")
+    const texts = ["Hel", "lo", " 世界", " 😀", ' "q"', "!"]
+    for (let i = 0; i < 30; i++) {
+      const text = texts[i % texts.length]!
+      const chunk = `${head}"choices":[{"index":0,"delta":{"content":${JSON.stringify(text)}},"logprobs":null,"finish_reason":null}],"obfuscation":"${"x".repeat(i % 7)}"}`
+      expect(usualContent(chunk)).toBe(text)
+    }
+    // The first content chunk gives the prefix; the 29 after it are read from their text on.
+    expect(readByTail()).toBe(29)
   })
 
   it("leaves to JSON.parse what it cannot vouch for", () => {
