@@ -2,11 +2,12 @@
 // already queued (delivered in order, each once, nothing after the end), streams whose reads
 // come without a wait (pause and cancel still stop them), a body that fails at once, a cancel
 // right after `open`, and release's time bound.
-import { HttpClient, HttpClientRequest, HttpClientResponse } from "@effect/platform"
+import { HttpClientRequest, HttpClientResponse } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import * as BodyReader from "../src/BodyReader.js"
+import { bytesOf, sleep, source, waitUntil, webClient } from "./bodies.js"
 
 type Outcome = { readonly _tag: "end" } | { readonly _tag: "fail"; readonly cause: unknown }
 
@@ -32,29 +33,6 @@ const record = (onChunk?: (count: number) => void) => {
     }
   }
   return { sink, chunks, calls, outcome: Effect.promise(() => settled), text: () => Buffer.concat(chunks).toString() }
-}
-
-const sleep = (millis: number) => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, millis)))
-
-const waitUntil = (what: string, check: () => boolean, millis = 2000) =>
-  Effect.gen(function* () {
-    const deadline = Date.now() + millis
-    while (!check()) {
-      if (Date.now() > deadline) return yield* Effect.die(new Error(`timed out waiting for: ${what}`))
-      yield* sleep(5)
-    }
-  })
-
-const bytesOf = (text: string) => new TextEncoder().encode(text)
-
-/** An `HttpClient.make` client answering with a web `Response` over `body()`; records the signals. */
-const webClient = (body: () => ReadableStream<Uint8Array> | null) => {
-  const signals: Array<AbortSignal> = []
-  const client = HttpClient.make((request, _url, signal) => {
-    signals.push(signal)
-    return Effect.succeed(HttpClientResponse.fromWeb(request, new Response(body())))
-  })
-  return { client, signals }
 }
 
 /** A response whose body is any Effect `Stream` (`fromStream` reads nothing else of it). */
@@ -173,69 +151,33 @@ describe("BodyReader.fromStream", () => {
 
   it.live("cancel right after open, before any read, aborts the request and delivers nothing", () =>
     Effect.gen(function* () {
-      let cancelled = false
-      let pulls = 0
-      const { client, signals } = webClient(
-        () =>
-          new ReadableStream<Uint8Array>(
-            {
-              pull: (controller) =>
-                new Promise<void>((resolve) =>
-                  setTimeout(() => {
-                    pulls++
-                    if (!cancelled) controller.enqueue(bytesOf("x"))
-                    resolve()
-                  }, 1)
-                ),
-              cancel: () => {
-                cancelled = true
-              }
-            },
-            { highWaterMark: 0 }
-          )
-      )
+      const web = source(() => bytesOf("x"))
+      const { client, signals } = webClient(() => web.stream)
       const response = yield* client.get("http://mirror.test/")
       const sink = record()
       const body = yield* BodyReader.fromStream.open(response, sink.sink)
       body.cancel()
       yield* waitUntil("the request aborted", () => signals[0]!.aborted)
-      yield* waitUntil("the body cancelled", () => cancelled)
+      yield* waitUntil("the body cancelled", web.cancelled)
       yield* sleep(20)
       assert.strictEqual(sink.calls.length, 0)
-      assert.isAtMost(pulls, 1)
+      assert.isAtMost(web.pulls(), 1)
     })
   )
 
   it.live("release of a rest that lasts longer than DRAIN_MILLIS cancels and aborts", () =>
     Effect.gen(function* () {
-      let cancelled = false
-      const { client, signals } = webClient(
-        () =>
-          new ReadableStream<Uint8Array>(
-            {
-              pull: (controller) =>
-                new Promise<void>((resolve) =>
-                  setTimeout(() => {
-                    if (!cancelled) controller.enqueue(new Uint8Array(1))
-                    resolve()
-                  }, 5)
-                ),
-              cancel: () => {
-                cancelled = true
-              }
-            },
-            { highWaterMark: 0 }
-          )
-      )
+      const rest = source(() => new Uint8Array(1))
+      const { client, signals } = webClient(() => rest.stream)
       const response = yield* client.get("http://mirror.test/")
       let body: BodyReader.Body | undefined
       const sink = record(() => body!.release())
       body = yield* BodyReader.fromStream.open(response, sink.sink)
       yield* waitUntil("a read", () => sink.chunks.length > 0)
       yield* sleep(BodyReader.DRAIN_MILLIS / 2)
-      assert.isFalse(cancelled)
+      assert.isFalse(rest.cancelled())
       assert.isFalse(signals[0]!.aborted)
-      yield* waitUntil("cancelled", () => cancelled, BodyReader.DRAIN_MILLIS * 2)
+      yield* waitUntil("cancelled", rest.cancelled, BodyReader.DRAIN_MILLIS * 2)
       yield* waitUntil("aborted", () => signals[0]!.aborted)
       assert.deepStrictEqual(sink.calls, ["chunk"])
     })

@@ -1,11 +1,12 @@
 import * as http from "node:http"
 import type * as net from "node:net"
-import { FetchHttpClient, HttpClient, HttpClientResponse } from "@effect/platform"
+import { FetchHttpClient, HttpClient } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import * as BodyReader from "../src/BodyReader.js"
+import { bytesOf, sleep, source, waitUntil, webClient } from "./bodies.js"
 
 type Outcome = { readonly _tag: "end" } | { readonly _tag: "fail"; readonly cause: unknown }
 
@@ -38,47 +39,6 @@ const record = (onChunk?: (count: number) => void) => {
     bytes: () => Buffer.concat(chunks)
   }
 }
-
-const sleep = (millis: number) => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, millis)))
-
-const waitUntil = (what: string, check: () => boolean, millis = 2000) =>
-  Effect.gen(function* () {
-    const deadline = Date.now() + millis
-    while (!check()) {
-      if (Date.now() > deadline) return yield* Effect.die(new Error(`timed out waiting for: ${what}`))
-      yield* sleep(5)
-    }
-  })
-
-/** A web stream fed by `next` (undefined ends it) one read per timer turn, as from a network; records its cancel. */
-const source = (next: (i: number) => Uint8Array | Error | undefined) => {
-  let i = 0
-  let pulls = 0
-  let cancelled = false
-  const stream = new ReadableStream<Uint8Array>(
-    {
-      pull: (controller) =>
-        new Promise<void>((resolve) =>
-          setTimeout(() => {
-            pulls++
-            if (cancelled) return resolve()
-            const piece = next(i++)
-            if (piece === undefined) controller.close()
-            else if (piece instanceof Error) controller.error(piece)
-            else controller.enqueue(piece)
-            resolve()
-          }, 1)
-        ),
-      cancel: () => {
-        cancelled = true
-      }
-    },
-    { highWaterMark: 0 }
-  )
-  return { stream, pulls: () => pulls, cancelled: () => cancelled }
-}
-
-const bytesOf = (text: string) => new TextEncoder().encode(text)
 
 /** Deterministic bytes that are not all alike. */
 const noise = (size: number, seed: number) => {
@@ -117,16 +77,6 @@ const endless = serve((_req, res) => {
   res.write("data: first\n\n")
   // never ends: only the client can close this response
 })
-
-/** An `HttpClient.make` client answering every request with a web `Response` over `body()`; records the signals. */
-const webClient = (body: () => ReadableStream<Uint8Array>) => {
-  const signals: Array<AbortSignal> = []
-  const client = HttpClient.make((request, _url, signal) => {
-    signals.push(signal)
-    return Effect.succeed(HttpClientResponse.fromWeb(request, new Response(body())))
-  })
-  return { client, signals }
-}
 
 describe("BodyReader", () => {
   describe("fromWebStream", () => {
