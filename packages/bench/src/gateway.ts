@@ -26,40 +26,53 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
   const throughput = await sample([direct, through], mirrors, rounds, warmup, longDeltas)
   const g1 = await longGateway.stats()
 
-  const firstDirect: Array<number> = []
-  const firstThrough: Array<number> = []
   const ttfdRounds = config.quick ? 5 : 300
   const ttfdWarmup = config.quick ? 2 : 30
-  await sample(
-    [
-      timed(named(Clients.openai([shortUrl]), direct.name), firstDirect),
-      timed(named(Clients.openai([shortGateway.urls[0]!]), through.name), firstThrough)
-    ],
-    mirrors,
-    ttfdRounds,
-    ttfdWarmup,
-    shortDeltas
-  )
+  // Twice, as section 4: back to back (a server's next request: the figure the target is for), then after a
+  // full GC and a 5 ms pause before each request (every process idle, the code run cold: reported).
+  const conditions = [true, false].map((backToBack) => ({
+    backToBack,
+    direct: [] as Array<number>,
+    through: [] as Array<number>
+  }))
+  for (const condition of conditions) {
+    await sample(
+      [
+        timed(named(Clients.openai([shortUrl]), direct.name), condition.direct),
+        timed(named(Clients.openai([shortGateway.urls[0]!]), through.name), condition.through)
+      ],
+      mirrors,
+      ttfdRounds,
+      ttfdWarmup,
+      shortDeltas,
+      condition.backToBack
+    )
+  }
   await Promise.all([longGateway.close(), shortGateway.close()])
   await mirrors.close()
 
   const rate = (r: Sampled) => longDeltas / (median(r.wall) / 1000)
   const [d, t] = throughput as [Sampled, Sampled]
-  const ttfdDirect = median(firstDirect.slice(ttfdWarmup))
-  const ttfdThrough = median(firstThrough.slice(ttfdWarmup))
+  // Only the measured rounds: drop the warm-up ones.
+  const firsts = conditions.map((c) => ({
+    direct: median(c.direct.slice(ttfdWarmup)),
+    through: median(c.through.slice(ttfdWarmup))
+  }))
+  const backToBack = firsts[0]!
   // Every round, warm-up included, sent one stream through the gateway.
   const gatewayCpuPer1000 = (g1.cpuMillis - g0.cpuMillis) / (rounds + warmup) / (longDeltas / 1000)
   const rows = [
-    [d.client.name, fmt(rate(d)), fmt(median(d.wall)), fmt(ttfdDirect, 3), "", ""],
+    [d.client.name, fmt(rate(d)), fmt(median(d.wall)), ...firsts.map((f) => fmt(f.direct, 3)), "", "", ""],
     [
       t.client.name,
       fmt(rate(t)),
       fmt(median(t.wall)),
-      fmt(ttfdThrough, 3),
+      ...firsts.map((f) => fmt(f.through, 3)),
       ratio(rate(t) / rate(d)),
-      `+${fmt(ttfdThrough - ttfdDirect, 2)}`
+      ...firsts.map((f) => `+${fmt(f.through - f.direct, 2)}`)
     ]
   ]
+  const added = backToBack.through - backToBack.direct
   const targets: Array<TargetResult> = [
     {
       what: "gateway: openai client through the gateway, chunks/s vs direct",
@@ -68,10 +81,10 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
       met: rate(t) / rate(d) >= 0.9
     },
     {
-      what: "gateway: time to first delta added by the gateway, median",
+      what: "gateway: time to first delta added by the gateway, back to back, median",
       target: "≤ 2 ms",
-      reached: `${fmt(ttfdThrough - ttfdDirect, 2)} ms`,
-      met: ttfdThrough - ttfdDirect <= 2
+      reached: `${fmt(added, 2)} ms`,
+      met: added <= 2
     }
   ]
   const markdown = [
@@ -79,11 +92,21 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
       "`Gateway.start({ chat: Presets.openAICompatible(mirror) })` (the Node transport) in another child process. " +
       `Throughput: ${fmt(longDeltas)}-delta streams (200 events per mirror write), ${rounds} rounds after ` +
       `${warmup} warm-up; first delta: ${shortDeltas}-delta streams (one event per write), ` +
-      `${ttfdRounds} rounds after ${ttfdWarmup}, keep-alive connections. Medians. ` +
+      `${ttfdRounds} rounds after ${ttfdWarmup}, keep-alive connections: back to back (the target's figure), then ` +
+      "with a full GC of this process and a 5 ms pause before each request (reported). Medians. " +
       `The gateway process used ${fmt(gatewayCpuPer1000)} ms of CPU per 1,000 chunks it forwarded.`,
     "",
     table(
-      ["path", "chunks/s", "ms per stream", "time to first delta (ms)", "chunks/s vs direct", "first delta added (ms)"],
+      [
+        "path",
+        "chunks/s",
+        "ms per stream",
+        "first delta, back to back (ms)",
+        "first delta, after a GC (ms)",
+        "chunks/s vs direct",
+        "added, back to back",
+        "added, after a GC"
+      ],
       rows
     ),
     "",
