@@ -180,8 +180,9 @@ export const run = async (config: RunConfig): Promise<SectionResult> => {
       "checked equal to the corpus's on every run.",
     "",
     "In process, chunks per CPU second (median; the harness of section 2): **ours** is core's decode path " +
-      "(`Sse.makeDecoder().push`, then core's `stepOf` on each event: a chunk carrying reasoning or tool calls " +
-      "is read by `JSON.parse`, a content-only one by the regular expression); **openai** is its " +
+      "(`Sse.makeDecoder().push`, then core's `stepOf` on each event: the usual text or reasoning chunk and " +
+      "the usual tool-call fragment are read by regular expressions, a call's first chunk and the finish " +
+      "chunk by `JSON.parse`); **openai** is its " +
       "`Stream.fromSSEResponse` over a web `Response` yielding the reads; **floor** is a streaming " +
       '`TextDecoder`, `indexOf("\\n\\n")` and `JSON.parse`.'
   ]

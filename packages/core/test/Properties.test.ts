@@ -2,7 +2,7 @@
 // through the real EasyChat pipeline over an in-memory HttpClient.
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
-import { describe, expect, it } from "@effect/vitest"
+import { assert, describe, expect, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -12,8 +12,20 @@ import * as Stream from "effect/Stream"
 import fc from "fast-check"
 import { ChatRequest, validate } from "../src/Chat.js"
 import { EasyChat } from "../src/index.js"
+import { stepOf } from "../src/internal/chunk.js"
+import { Delta } from "../src/internal/delta.js"
 import { usualRequest } from "../src/internal/request.js"
-import { forgetKnownPrefix, readByTail, usualContent, usualReasoning } from "../src/internal/usualChunk.js"
+import {
+  forgetFragmentPrefix,
+  forgetKnownPrefix,
+  matchFragment,
+  matchKnownFragment,
+  readAsFragment,
+  readByTail,
+  stringOf,
+  usualContent,
+  usualReasoning
+} from "../src/internal/usualChunk.js"
 
 const SERVER = "http://memory.test"
 
@@ -309,40 +321,133 @@ describe("the usual chunk's fast path", () => {
     )
     .chain(([c, rc, r]) => fieldsOf(fc.constant([...c, ...rc, ...r])))
     .map((fields) => obj(...fields))
-  const choice = fc
+  // A tool-call fragment's delta, `{"tool_calls":[{"index":N,"function":{"arguments":"…"}}]}`, and what
+  // lies a field or a value away from it: an id, type or name, a second call, an index that is not an
+  // integer, arguments that are not a string, nested objects, another special key that says something.
+  const callIndex = fc.oneof(
+    { weight: 8, arbitrary: fc.nat(12).map((n) => raw(String(n))) },
+    {
+      weight: 1,
+      arbitrary: fc.constantFrom("-1", "-0", "1.0", "1.5", "1e0", "01", "999999999", "1234567890").map(raw)
+    },
+    { weight: 1, arbitrary: fc.constantFrom('"1"', "null", "true", "[0]", "{}").map(raw) }
+  )
+  /** Fields as given (most often), or shuffled among extra ones. */
+  const mostlyAsGiven = (fields: ReadonlyArray<Field>) =>
+    fc.oneof({ weight: 3, arbitrary: fc.constant(fields) }, { weight: 1, arbitrary: fieldsOf(fc.constant(fields)) })
+  const fn = fc
     .tuple(
-      optional("delta", fc.oneof({ weight: 6, arbitrary: delta }, { weight: 1, arbitrary: value })),
-      optional(
-        "finish_reason",
-        fc.oneof({ weight: 4, arbitrary: fc.constant(raw("null")) }, { weight: 1, arbitrary: scalar })
+      optional("arguments", fc.oneof({ weight: 8, arbitrary: text.map(str) }, { weight: 1, arbitrary: value })),
+      fc.oneof(
+        { weight: 4, arbitrary: fc.constant([]) },
+        { weight: 1, arbitrary: optional("name", fc.oneof(text.map(str), fc.constant(raw("null")))) }
       )
     )
-    .chain(([d, f]) => fieldsOf(fc.constant([...d, ...f])))
+    .chain(([a, n]) => mostlyAsGiven([...a, ...n]))
     .map((fields) => obj(...fields))
-  const chunk = fc
+  const call = fc
     .tuple(
-      optional(
-        "choices",
-        fc.oneof(
-          { weight: 6, arbitrary: choice.map((c): Json => ({ t: "arr", items: [c] })) },
-          {
-            weight: 1,
-            arbitrary: fc.array(fc.oneof(choice, value), { maxLength: 2 }).map((items): Json => ({ t: "arr", items }))
-          },
-          { weight: 1, arbitrary: value }
+      optional("index", callIndex),
+      optional("function", fc.oneof({ weight: 8, arbitrary: fn }, { weight: 1, arbitrary: value })),
+      fc.oneof(
+        { weight: 6, arbitrary: fc.constant([]) },
+        { weight: 1, arbitrary: fc.constant<ReadonlyArray<Field>>([["id", str("call_1")]]) },
+        { weight: 1, arbitrary: fc.constant<ReadonlyArray<Field>>([["type", str("function")]]) },
+        { weight: 1, arbitrary: fc.constant<ReadonlyArray<Field>>([["id", raw("null")]]) }
+      )
+    )
+    .chain(([i, f, more]) => mostlyAsGiven([...i, ...f, ...more]))
+    .map((fields) => obj(...fields))
+  const calls = fc.oneof(
+    { weight: 8, arbitrary: call.map((c): Json => ({ t: "arr", items: [c] })) },
+    { weight: 1, arbitrary: fc.array(call, { maxLength: 2 }).map((items): Json => ({ t: "arr", items })) },
+    { weight: 1, arbitrary: value }
+  )
+  const otherSpecial = fc.tuple(
+    fc.constantFrom("content", "reasoning_content", "reasoning", "reasoning_details", "refusal", "function_call"),
+    fc.oneof(
+      { weight: 4, arbitrary: fc.constant(raw("null")) },
+      { weight: 2, arbitrary: fc.constant(str("")) },
+      { weight: 1, arbitrary: value }
+    )
+  )
+  const fragmentDelta = fc
+    .tuple(optional("tool_calls", calls), fc.array(otherSpecial, { maxLength: 2 }))
+    .chain(([t, others]) => mostlyAsGiven([...others, ...t]))
+    .map((fields) => obj(...fields))
+  const choiceOf = (delta: fc.Arbitrary<Json>) =>
+    fc
+      .tuple(
+        optional("delta", fc.oneof({ weight: 6, arbitrary: delta }, { weight: 1, arbitrary: value })),
+        optional(
+          "finish_reason",
+          fc.oneof({ weight: 4, arbitrary: fc.constant(raw("null")) }, { weight: 1, arbitrary: scalar })
         )
-      ),
-      fc.oneof(
-        { weight: 3, arbitrary: fc.constant([]) },
-        { weight: 1, arbitrary: optional("error", fc.oneof(fc.constant(raw("null")), value)) }
-      ),
-      fc.oneof(
-        { weight: 3, arbitrary: fc.constant([]) },
-        { weight: 1, arbitrary: optional("usage", fc.oneof(fc.constant(raw("null")), value)) }
       )
-    )
-    .chain(([c, e, u]) => fieldsOf(fc.constant([...c, ...e, ...u])))
-    .map((fields) => obj(...fields))
+      .chain(([d, f]) => fieldsOf(fc.constant([...d, ...f])))
+      .map((fields) => obj(...fields))
+  const chunkOf = (choice: fc.Arbitrary<Json>) =>
+    fc
+      .tuple(
+        optional(
+          "choices",
+          fc.oneof(
+            { weight: 6, arbitrary: choice.map((c): Json => ({ t: "arr", items: [c] })) },
+            {
+              weight: 1,
+              arbitrary: fc.array(fc.oneof(choice, value), { maxLength: 2 }).map((items): Json => ({ t: "arr", items }))
+            },
+            { weight: 1, arbitrary: value }
+          )
+        ),
+        fc.oneof(
+          { weight: 3, arbitrary: fc.constant([]) },
+          { weight: 1, arbitrary: optional("error", fc.oneof(fc.constant(raw("null")), value)) }
+        ),
+        fc.oneof(
+          { weight: 3, arbitrary: fc.constant([]) },
+          { weight: 1, arbitrary: optional("usage", fc.oneof(fc.constant(raw("null")), value)) }
+        )
+      )
+      .chain(([c, e, u]) => fieldsOf(fc.constant([...c, ...e, ...u])))
+      .map((fields) => obj(...fields))
+  const chunk = chunkOf(choiceOf(delta))
+  /** Mostly nothing; now and then one of `a`. */
+  const rarely = <T>(a: fc.Arbitrary<T>) =>
+    fc.oneof({ weight: 12, arbitrary: fc.constant<ReadonlyArray<T>>([]) }, { weight: 1, arbitrary: a.map((x) => [x]) })
+  // A fragment as servers send it, each level now and then a field or a value away from it.
+  const sentFragment = fc
+    .record({
+      index: fc.oneof(
+        { weight: 12, arbitrary: fc.nat(12).map((n) => raw(String(n))) },
+        { weight: 1, arbitrary: callIndex }
+      ),
+      args: fc.oneof({ weight: 12, arbitrary: text.map(str) }, { weight: 1, arbitrary: value }),
+      inFunction: rarely(fc.tuple(fc.constantFrom("name", "arguments", "x"), value)),
+      inCall: rarely(fc.tuple(fc.constantFrom("id", "type", "index", "function", "x"), value)),
+      nextCall: rarely(call),
+      inDelta: rarely(fc.oneof(otherSpecial, fc.constant<Field>(["role", str("assistant")]), extra)),
+      inChoice: rarely(extra),
+      inChunk: rarely(extra)
+    })
+    .map((f) => {
+      const fn = obj(...f.inFunction, ["arguments", f.args])
+      const calls: Json = { t: "arr", items: [obj(["index", f.index], ["function", fn], ...f.inCall), ...f.nextCall] }
+      const choice = obj(
+        ["index", raw("0")],
+        ["delta", obj(...f.inDelta, ["tool_calls", calls])],
+        ["logprobs", raw("null")],
+        ["finish_reason", raw("null")],
+        ...f.inChoice
+      )
+      return obj(
+        ["id", str("chatcmpl-1")],
+        ["model", str("gpt-4o")],
+        ["choices", { t: "arr", items: [choice] }],
+        ...f.inChunk
+      )
+    })
+  const fragmentChunk = fc.oneof(sentFragment, chunkOf(choiceOf(fragmentDelta)))
 
   /** JSON text with whitespace and escapes chosen by `pick`. */
   const serialize = (json: Json, pick: () => number): string => {
@@ -422,7 +527,11 @@ describe("the usual chunk's fast path", () => {
       if (nonEmpty(reasoning)) out.reasoning = reasoning
       if (Array.isArray(delta.reasoning_details) && delta.reasoning_details.length > 0)
         out.reasoningDetails = delta.reasoning_details
-      if (Array.isArray(delta.tool_calls) && delta.tool_calls.length > 0) out.toolCalls = delta.tool_calls
+      // A fragment without an integer index takes its position.
+      if (Array.isArray(delta.tool_calls) && delta.tool_calls.length > 0)
+        out.toolCalls = delta.tool_calls.map((c: unknown, at) =>
+          isObject(c) && Number.isInteger(c.index) ? c : { ...(isObject(c) ? c : {}), index: at }
+        )
       if (isObject(delta.function_call)) {
         out.functionCall = delta.function_call
         out.toolCalls ??= [{ index: 0, function: delta.function_call }]
@@ -461,48 +570,70 @@ describe("the usual chunk's fast path", () => {
     return { value, bytes: encoder.encode(`${text("<")}${lines}\n${text(">")}data: [DONE]\n\n`) }
   }
 
+  /** A chunk's text serialized from `json` with `seed`'s whitespace and escapes, and some `edits`. */
+  const chunkText = (json: Json, seed: number, edits: ReadonlyArray<readonly [number, number, number]> | null) => {
+    let state = seed >>> 0
+    const pick = () => (state = (state * 1664525 + 1013904223) >>> 0) >>> 16
+    const data = serialize(json, pick)
+    return around(edits === null ? data : mutate(data, edits))
+  }
+  const edits = fc.oneof(
+    { weight: 3, arbitrary: fc.constant(null) },
+    { weight: 1, arbitrary: fc.array(fc.tuple(fc.nat(), fc.nat(), fc.nat()), { minLength: 1, maxLength: 2 }) }
+  )
+  /** Streams `bytes` through the pipeline: the deltas (or the error) JSON.parse gives for `value`. */
+  const decodesAsJsonParse = async (value: string, bytes: Uint8Array) => {
+    const want = expected(value)
+    const result = await streamOf(
+      memory(() => [bytes]),
+      { messages: [{ role: "user", content: "x" }] }
+    )
+    if (want.error !== undefined) {
+      expect(result._tag).toBe("Left")
+      expect(result._tag === "Left" && result.left).toMatchObject(want.error)
+    } else {
+      expect(result._tag).toBe("Right")
+      const deltas = result._tag === "Right" ? result.right : []
+      expect(deltas.map(({ server: _, ...d }) => d)).toEqual([
+        { choice: 0, content: "<" },
+        ...want.deltas!,
+        { choice: 0, content: ">" }
+      ])
+    }
+  }
+
   it("gives what JSON.parse gives, for chunks of any shape, valid or not", async () => {
     let usual = 0
     let runs = 0
     await fc.assert(
-      fc.asyncProperty(
-        chunk,
-        fc.integer(),
-        fc.oneof(
-          { weight: 3, arbitrary: fc.constant(null) },
-          { weight: 1, arbitrary: fc.array(fc.tuple(fc.nat(), fc.nat(), fc.nat()), { minLength: 1, maxLength: 2 }) }
-        ),
-        async (json, seed, edits) => {
-          let state = seed >>> 0
-          const pick = () => (state = (state * 1664525 + 1013904223) >>> 0) >>> 16
-          const data = serialize(json, pick)
-          const { value, bytes } = around(edits === null ? data : mutate(data, edits))
-          const want = expected(value)
-          runs++
-          if (usualContent(value) !== undefined || usualReasoning(value) !== undefined) usual++
-          const result = await streamOf(
-            memory(() => [bytes]),
-            { messages: [{ role: "user", content: "x" }] }
-          )
-          if (want.error !== undefined) {
-            expect(result._tag).toBe("Left")
-            expect(result._tag === "Left" && result.left).toMatchObject(want.error)
-          } else {
-            expect(result._tag).toBe("Right")
-            const deltas = result._tag === "Right" ? result.right : []
-            expect(deltas.map(({ server: _, ...d }) => d)).toEqual([
-              { choice: 0, content: "<" },
-              ...want.deltas!,
-              { choice: 0, content: ">" }
-            ])
-          }
-        }
-      ),
+      fc.asyncProperty(chunk, fc.integer(), edits, async (json, seed, edit) => {
+        const { value, bytes } = chunkText(json, seed, edit)
+        runs++
+        if (usualContent(value) !== undefined || usualReasoning(value) !== undefined) usual++
+        await decodesAsJsonParse(value, bytes)
+      }),
       { numRuns: 3000 }
     )
     // The generator reaches the fast path often enough to test it: about 1 run in 30 (one CI run saw 74 of
     // 3,000), so at least 1 in 60, which a fair run never misses.
     expect(usual).toBeGreaterThan(runs / 60)
+  }, 120_000)
+
+  it("gives what JSON.parse gives, for tool-call fragments of any shape, valid or not", async () => {
+    let fragments = 0
+    let runs = 0
+    await fc.assert(
+      fc.asyncProperty(fragmentChunk, fc.integer(), edits, async (json, seed, edit) => {
+        const { value, bytes } = chunkText(json, seed, edit)
+        runs++
+        if (matchFragment(value) !== null) fragments++
+        await decodesAsJsonParse(value, bytes)
+      }),
+      { numRuns: 3000 }
+    )
+    // The generator reaches the fast path often enough to test it, and misses it too.
+    expect(fragments).toBeGreaterThan(runs / 20)
+    expect(fragments).toBeLessThan(runs / 2)
   }, 120_000)
 
   const usualChunk = (delta: string) =>
@@ -717,6 +848,223 @@ describe("the usual chunk's fast path", () => {
     }
     // The first content chunk gives the prefix; the 29 after it are read from their text on.
     expect(readByTail()).toBe(29)
+  })
+
+  /** The call index and arguments of a usual tool-call fragment, as JSON.parse reads it; `undefined` when not one. */
+  const fragmentByJsonParse = (data: string): [number, string] | undefined => {
+    let body: unknown
+    try {
+      body = JSON.parse(data)
+    } catch {
+      return undefined
+    }
+    const absent = (u: unknown) => u === undefined || u === null
+    if (!isObject(body) || !absent(body.error) || !absent(body.usage)) return undefined
+    if (!Array.isArray(body.choices) || body.choices.length !== 1) return undefined
+    const choice = body.choices[0]
+    if (!isObject(choice) || !isObject(choice.delta) || !absent(choice.finish_reason) || !absent(choice.logprobs))
+      return undefined
+    if ("index" in choice && choice.index !== 0) return undefined
+    const delta = choice.delta
+    if (!absent(delta.content) && delta.content !== "") return undefined
+    for (const key of ["reasoning_content", "reasoning", "reasoning_details", "refusal", "function_call"]) {
+      if (!absent(delta[key])) return undefined
+    }
+    const calls = delta.tool_calls
+    if (!Array.isArray(calls) || calls.length !== 1 || !isObject(calls[0])) return undefined
+    const call = calls[0]
+    if (Object.keys(call).join() !== "index,function" || !Number.isInteger(call.index) || !isObject(call.function))
+      return undefined
+    const args = call.function.arguments
+    if (Object.keys(call.function).join() !== "arguments" || typeof args !== "string") return undefined
+    return [call.index as number, args]
+  }
+  // Text a character or a token away from a usual tool-call fragment (as `nearUsual`): an id, a type or a
+  // name, a second call, an index that is not an integer, nested values, escapes, whitespace JSON allows or not.
+  const nearFragment = fc
+    .tuple(
+      fc.array(
+        fc.oneof(
+          fc.constantFrom("", " ", "\t", "\n", "\r", "\f", "\u00a0", ",", "x", '"k":1', '"k":01', '"k":"v"', '"k":{}'),
+          fc.constantFrom('"k":[1]', '"k":{"a":1}', '"error":null', '"error":1', '"usage":null', '"usage":{}'),
+          fc.constantFrom('"id":"call_1"', '"id":null', '"type":"function"', '"name":"f"', '"name":null'),
+          fc.constantFrom(
+            '"arguments":"x"',
+            '"index":0',
+            '"index":1',
+            '"function":{}',
+            '{"index":1}',
+            '"tool_calls":null'
+          ),
+          fc.constantFrom('"content":""', '"content":null', '"content":"a"', '"refusal":null', '"reasoning":""'),
+          fc.constantFrom('"finish_reason":null', '"finish_reason":"stop"', '"logprobs":null', '"role":"assistant"'),
+          fc.constantFrom('"argu\\u006dents":"e"', '"function_call":null', '"function_call":{}', '"choices":[]')
+        ),
+        { maxLength: 3 }
+      ),
+      fc.array(
+        fc.oneof(
+          fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)),
+          fc.constantFrom("\\n", "\\v", "\\'", "\\0", "\\/", "\\\\", '\\"', "\\u00e9", "\\u00g9", '{\\"a\\":'),
+          fc.constantFrom("\\u12", "\\ud800", "\\uD83D\\uDE00", "\\x41", "\u001f", "\u0000", "\u007f", "é😀")
+        ),
+        { maxLength: 4 }
+      ),
+      fc.constantFrom(
+        "0",
+        "0",
+        "3",
+        "12",
+        "123456789",
+        "1234567890",
+        "-1",
+        "-0",
+        "1.0",
+        "1e0",
+        "01",
+        '"1"',
+        "null",
+        " 2 "
+      ),
+      fc.tuple(fc.nat(15), fc.nat(15), fc.nat(15))
+    )
+    .map(([tokens, chars, index, [a, b, c]]) => {
+      const parts = [
+        "{",
+        '"choices":[',
+        "{",
+        '"delta":{',
+        '"tool_calls":[',
+        "{",
+        `"index":${index},`,
+        '"function":{',
+        '"arguments":"',
+        chars.join(""),
+        '"',
+        "}",
+        "}",
+        "]",
+        "}",
+        "}",
+        "]",
+        "}"
+      ]
+      const extra = tokens.join(a % 2 === 0 ? "," : "")
+      const at = (a + b + c) % (parts.length + 1)
+      const glue = b % 3 === 0 ? extra : c % 2 === 0 ? `${extra},` : `,${extra}`
+      return [...parts.slice(0, at), glue, ...parts.slice(at)].join("")
+    })
+
+  /** `stepOf`'s answer for `data`, or the tag of what it throws. */
+  const stepFor = (data: string) => {
+    try {
+      return stepOf(SERVER, { event: "message", data, id: undefined, retry: undefined }, [])
+    } catch (error) {
+      return (error as { _tag?: string })._tag
+    }
+  }
+
+  it("answers only what JSON.parse would, for text near a usual tool-call fragment", () => {
+    let fast = 0
+    let parsed = 0
+    fc.assert(
+      fc.property(nearFragment, (data) => {
+        const got = matchFragment(data)
+        const want = fragmentByJsonParse(data)
+        if (want !== undefined) parsed++
+        if (got === null) return
+        fast++
+        expect([got[0], stringOf(got[1])]).toEqual(want)
+        // The delta the fast path gives is the one JSON.parse's path gives (a chunk past 4,096 characters takes it).
+        const step = stepFor(data)
+        const byParse = stepFor(data + " ".repeat(4097))
+        assert(step instanceof Delta && byParse instanceof Delta)
+        expect({ ...step }).toStrictEqual({ ...byParse })
+        expect(JSON.stringify(step.toolCalls)).toBe(JSON.stringify(byParse.toolCalls))
+        expect(step.chunk).toStrictEqual(byParse.chunk)
+        expect(Delta.text(step)).toBe(data)
+      }),
+      { numRuns: 30_000 }
+    )
+    // The fast path is reached often, and not for all that JSON.parse would read as a fragment (escapes in keys, ...).
+    expect(fast).toBeGreaterThan(800)
+    expect(parsed).toBeGreaterThan(fast)
+  })
+
+  // After a fragment, one that starts as it did up to its arguments is read from there (the tail of the
+  // expression only): its answer must be the whole expression's, whatever follows that prefix.
+  it("answers only what JSON.parse would, for text after a tool-call fragment's prefix", () => {
+    let byTail = 0
+    fc.assert(
+      fc.property(
+        nearFragment,
+        fc.constantFrom("", " ", '"role":"assistant",', '"content":null,', '"content":"",', '"refusal":null,'),
+        (near, before) => {
+          const prefix = `{"id":"c","choices":[{"index":0,"delta":{${before}"tool_calls":[{"index":3,"function":{"arguments":`
+          const at = near.indexOf('"arguments":')
+          if (at === -1) return
+          const data = prefix + near.slice(at + '"arguments":'.length)
+          forgetFragmentPrefix()
+          expect(matchFragment(`${prefix}"p"}}]}}]}`)).toEqual([3, '"p"'])
+          const got = matchKnownFragment(data)
+          forgetFragmentPrefix()
+          // The same answer as the whole expression's, with no prefix known.
+          expect(got).toEqual(matchFragment(data))
+          if (got === null) return
+          byTail++
+          expect([got[0], stringOf(got[1])]).toEqual(fragmentByJsonParse(data))
+        }
+      ),
+      { numRuns: 30_000 }
+    )
+    // The tail did read most of them (a prefix off by one character would read none).
+    expect(byTail).toBeGreaterThan(4000)
+  })
+
+  it("reads a stream's tool-call fragments without JSON.parse", async () => {
+    const head = {
+      id: "chatcmpl-T",
+      object: "chat.completion.chunk",
+      created: 1,
+      model: "gpt-4o",
+      system_fingerprint: "fp"
+    }
+    const chunk = (delta: unknown, finish: string | null = null) =>
+      JSON.stringify({ ...head, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] })
+    const call = (index: number, name: string) => ({
+      index,
+      id: `call_${index}`,
+      type: "function",
+      function: { name, arguments: "" }
+    })
+    const args = [
+      JSON.stringify({ location: "東京, 日本", unit: "celsius" }),
+      JSON.stringify({ query: 'a "quoted" \\ path\n😀', max_results: 5 })
+    ]
+    const pieces = args.map((a) => a.match(/.{1,4}/gsu)!)
+    const events = [
+      chunk({ role: "assistant", content: null, tool_calls: [call(0, "get_weather")], refusal: null }),
+      ...pieces[0]!.map((p) => chunk({ tool_calls: [{ index: 0, function: { arguments: p } }] })),
+      chunk({ tool_calls: [call(1, "search_web")] }),
+      ...pieces[1]!.map((p) => chunk({ tool_calls: [{ index: 1, function: { arguments: p } }] })),
+      chunk({}, "tool_calls")
+    ]
+    const bytes = encoder.encode(`${events.map((e) => `data: ${e}\n\n`).join("")}data: [DONE]\n\n`)
+    forgetKnownPrefix()
+    forgetFragmentPrefix()
+    const result = await streamOf(
+      memory(() => [bytes]),
+      { messages: [{ role: "user", content: "x" }] }
+    )
+    // Every fragment went through the fast path, all but each call's first by the tail alone; each call's
+    // first chunk and the finish did not.
+    const fragments = pieces[0]!.length + pieces[1]!.length
+    expect(readAsFragment()).toEqual({ all: fragments, byTail: fragments - 2 })
+    assert(result._tag === "Right")
+    const joined = ["", ""]
+    for (const delta of result.right)
+      for (const c of delta.toolCalls ?? []) joined[c.index] += c.function?.arguments ?? ""
+    expect(joined).toEqual(args)
   })
 
   it("leaves to JSON.parse what it cannot vouch for", () => {

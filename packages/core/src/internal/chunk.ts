@@ -4,7 +4,7 @@ import type { SseEvent } from "../Sse.js"
 import { parseJson } from "./completion.js"
 import { type Chunk, carriesOther, Delta, isActivity, NAMED_CHOICE, NAMED_DELTA, nonEmpty } from "./delta.js"
 import { excerpt, isObject, upstreamFromBody } from "./upstream.js"
-import { matchUsual, stringOf } from "./usualChunk.js"
+import { matchFragment, matchKnownFragment, matchUsual, stringOf } from "./usualChunk.js"
 
 /** `[DONE]`: the end of the reply. */
 export const DONE = "[DONE]"
@@ -111,7 +111,8 @@ export const stepOf = (server: string, event: SseEvent, secrets: ReadonlyArray<s
       new UpstreamError({ server, detail: excerpt(data, secrets) })
     )
   }
-  const usual = matchUsual(data)
+  const known = matchKnownFragment(data)
+  const usual = known === null ? matchUsual(data) : null
   if (usual !== null) {
     // An empty text leaves the chunk to JSON.parse: a field beside it may still be a piece of the reply.
     const content = usual[1]
@@ -126,6 +127,13 @@ export const stepOf = (server: string, event: SseEvent, secrets: ReadonlyArray<s
         return delta
       }
     }
+  }
+  const fragment = known ?? (usual === null ? matchFragment(data) : null)
+  if (fragment !== null) {
+    // The deltas JSON.parse would give (see `choiceDelta`): the call as sent, its keys in the chunk's order.
+    const delta = new Delta(0, "", server, data, undefined)
+    delta.toolCalls = [{ index: fragment[0], function: { arguments: stringOf(fragment[1]) } }]
+    return delta
   }
   const chunk = parseJson(server, data, secrets)
   if (!isObject(chunk)) {
