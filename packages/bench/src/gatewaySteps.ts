@@ -1,7 +1,7 @@
 /**
  * Where the gateway's first delta goes (section 7's "first delta added"), step by step, against a bare
  * `node:http` + undici proxy: the floor of any gateway. Back to back, 20-delta streams, one event per
- * mirror write, the `undici` client; each server in a child process that timestamps its own steps from the
+ * mirror write, section 3's raw undici client; each server in a child process that timestamps its own steps from the
  * outside (Node's `request` event, undici's diagnostics channels, the response's writes): nothing in the
  * gateway is changed to be measured. Medians, ms.
  *
@@ -11,8 +11,10 @@ import { type ChildProcess, fork } from "node:child_process"
 import * as diagnostics from "node:diagnostics_channel"
 import * as http from "node:http"
 import * as undici from "undici"
+import * as Clients from "./clients.js"
 import { replyText } from "./corpus.js"
 import { fmt, median, table } from "./report.js"
+import { sample, timed } from "./rounds.js"
 import * as Services from "./services.js"
 
 type Kind = "gateway" | "proxy"
@@ -117,44 +119,27 @@ const startChild = (kind: Kind, upstream: string) =>
     child.once("message", (message: { url: string }) => resolve({ child, url: message.url }))
   })
 
-const body = JSON.stringify({ model: "m", stream: true, messages: [{ role: "user", content: "hi" }] })
-
-/** ms from the call until the first non-empty content reached this process. */
-const firstDelta = async (base: string): Promise<number> => {
-  const t0 = performance.now()
-  const response = await undici.request(`${base}/v1/chat/completions`, {
-    method: "POST",
-    headers: { "content-type": "application/json", accept: "text/event-stream" },
-    body
-  })
-  let first: number | undefined
-  let text = ""
-  for await (const chunk of response.body) {
-    if (first !== undefined) continue
-    text += chunk.toString()
-    if (/"content":"[^"]/.test(text)) first = performance.now() - t0
-  }
-  if (first === undefined) throw new Error(`${base} sent no content`)
-  return first
-}
-
 const main = async () => {
   const rounds = Number(process.argv[2] ?? 300)
   const warmup = 30
-  const mirror = await Services.startMirrors({ reply: replyText, chunkSize: 4, deltas: 20, batch: 1, usage: "never" })
+  const deltas = 20
+  const mirror = await Services.startMirrors({ reply: replyText, chunkSize: 4, deltas, batch: 1, usage: "never" })
   const upstream = mirror.urls[0]!
   const servers = { gateway: await startChild("gateway", upstream), proxy: await startChild("proxy", upstream) }
   const firsts: Record<"direct" | Kind, Array<number>> = { direct: [], gateway: [], proxy: [] }
-  for (let round = 0; round < warmup + rounds; round++) {
-    for (const [name, base] of [
-      ["direct", upstream],
-      ["gateway", servers.gateway.url],
-      ["proxy", servers.proxy.url]
-    ] as const) {
-      const first = await firstDelta(base)
-      if (round >= warmup) firsts[name].push(first)
-    }
-  }
+  const client = (into: Array<number>, url: string) => timed(Clients.rawUndici([url]), into)
+  await sample(
+    [
+      client(firsts.direct, upstream),
+      client(firsts.gateway, servers.gateway.url),
+      client(firsts.proxy, servers.proxy.url)
+    ],
+    mirror,
+    rounds,
+    warmup,
+    deltas,
+    true
+  )
   const report = (kind: Kind) =>
     new Promise<{ steps: Record<Step, number>; writes: number }>((resolve) => {
       servers[kind].child.once("message", resolve)
@@ -164,7 +149,9 @@ const main = async () => {
   for (const { child } of Object.values(servers)) child.kill()
   await mirror.close()
 
-  const direct = median(firsts.direct)
+  // Only the measured rounds: drop the warm-up ones.
+  const first = (of: Array<number>) => median(of.slice(warmup))
+  const direct = first(firsts.direct)
   const row = (name: string, of: (kind: Kind) => string) => [name, of("gateway"), of("proxy")]
   console.log(
     [
@@ -173,7 +160,7 @@ const main = async () => {
       table(
         ["step", "easychat gateway", "bare node:http + undici proxy"],
         [
-          row("client: first delta added to a direct call", (k) => `+${fmt(median(firsts[k]) - direct, 2)}`),
+          row("client: first delta added to a direct call", (k) => `+${fmt(first(firsts[k]) - direct, 2)}`),
           ...STEPS.map(([name, step]) => row(`server: ${name}`, (k) => fmt(steps[k].steps[step], 3))),
           row("server: writes per answer", (k) => String(steps[k].writes))
         ]
